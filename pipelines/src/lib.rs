@@ -1,0 +1,16 @@
+//! `sise-pipelines`: the ingestors. Each outside source is one module behind the [`Source`]
+//! trait; a source turns what it observes into immutable events and publishes them through
+//! [`sise_bus::Bus`]. The [`registry`] (`pipelines/instruments.toml`) lists the default
+//! instruments, their markets and the simulated market's starting points.
+//!
+//! Sources today: [`sim`] (the default: a seeded random walk per instrument, no keys, no
+//! network). The outside connectors (Upbit, KIS, GoldAPI, Eximbank, NewsAPI) plug in here.
+
+pub mod error;
+pub mod registry;
+pub mod sim;
+pub mod source;
+
+pub use error::PipelineError;
+pub use registry::{Instrument, Market, Registry, SimParams};
+pub use source::{build_sources, IngestMetrics, Source, SourceContext, SourceSettings};

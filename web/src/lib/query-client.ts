@@ -1,0 +1,14 @@
+import { QueryClient } from "@tanstack/react-query";
+import { shouldRetry } from "./api";
+
+/** One client per tab, holding the defaults every query shares. */
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        retry: shouldRetry,
+        refetchOnWindowFocus: false,
+      },
+    },
+  });
+}

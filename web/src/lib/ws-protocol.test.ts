@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { parseServerFrame, socketUrl } from "./ws-protocol";
+
+const q = {
+  id: "crypto.upbit.KRW-BTC",
+  price: 130250000,
+  prev_close: 128900000,
+  change: 1350000,
+  change_rate: 0.010473,
+  volume: 0.01,
+  day_volume: 1234.5,
+  ts: 1735777805000,
+  ingest_ts: 1735777805012,
+  source: "sim",
+  stale: false,
+  market: "sim",
+};
+
+describe("parseServerFrame", () => {
+  it("parses a snapshot", () => {
+    expect(parseServerFrame(JSON.stringify({ type: "snapshot", quotes: [q] }))).toEqual({
+      type: "snapshot",
+      quotes: [q],
+    });
+  });
+  it("normalises a single tick to ticks", () => {
+    expect(parseServerFrame(JSON.stringify({ type: "tick", ...q }))).toEqual({ type: "ticks", ticks: [q] });
+  });
+  it("parses a batch of ticks, dropping malformed ones", () => {
+    const f = parseServerFrame(JSON.stringify({ type: "ticks", ticks: [q, { id: 1 }] }));
+    expect(f).toEqual({ type: "ticks", ticks: [q] });
+  });
+  it("ignores replayed ticks", () => {
+    expect(parseServerFrame(JSON.stringify({ type: "tick", replay: true, ...q }))).toBeNull();
+  });
+  it("parses status and error", () => {
+    expect(
+      parseServerFrame(JSON.stringify({ type: "status", source: "upbit", state: "down", detail: "timeout", ts: 5 })),
+    ).toEqual({ type: "status", status: { source: "upbit", state: "down", detail: "timeout", ts: 5 } });
+    expect(parseServerFrame('{"type":"error","message":"unknown id"}')).toEqual({
+      type: "error",
+      message: "unknown id",
+    });
+  });
+  it("returns null for junk", () => {
+    expect(parseServerFrame("not json")).toBeNull();
+    expect(parseServerFrame('{"type":"mystery"}')).toBeNull();
+    expect(parseServerFrame("42")).toBeNull();
+  });
+});
+
+describe("socketUrl", () => {
+  it("follows the page protocol", () => {
+    expect(socketUrl({ protocol: "http:", host: "localhost:8080" })).toBe("ws://localhost:8080/ws");
+    expect(socketUrl({ protocol: "https:", host: "sise.example" })).toBe("wss://sise.example/ws");
+  });
+});

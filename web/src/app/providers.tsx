@@ -2,9 +2,20 @@
 
 import { QueryClientProvider } from "@tanstack/react-query";
 import { useState, type ReactNode } from "react";
+import { FeedProvider } from "@/features/live/feed-context";
+import { PrefsProvider } from "@/features/prefs/prefs";
 import { makeQueryClient } from "@/lib/query-client";
+import { ClockProvider } from "@/lib/use-now";
 
 export function Providers({ children }: { children: ReactNode }) {
   const [queryClient] = useState(makeQueryClient);
-  return <QueryClientProvider client={queryClient}>{children}</QueryClientProvider>;
+  return (
+    <QueryClientProvider client={queryClient}>
+      <PrefsProvider>
+        <ClockProvider>
+          <FeedProvider>{children}</FeedProvider>
+        </ClockProvider>
+      </PrefsProvider>
+    </QueryClientProvider>
+  );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseServerFrame, socketUrl } from "./ws-protocol";
+import { diffIds, parseServerFrame, socketUrl } from "./ws-protocol";
 
 const q = {
   id: "crypto.upbit.KRW-BTC",
@@ -53,5 +53,26 @@ describe("socketUrl", () => {
   it("follows the page protocol", () => {
     expect(socketUrl({ protocol: "http:", host: "localhost:8080" })).toBe("ws://localhost:8080/ws");
     expect(socketUrl({ protocol: "https:", host: "sise.example" })).toBe("wss://sise.example/ws");
+  });
+});
+
+describe("news frames", () => {
+  it("parses a news event and fills optional fields", () => {
+    const f = parseServerFrame(
+      JSON.stringify({ type: "news", id: "n1", source: "sim", title: "T", url: "https://x", published: 9, instruments: ["a.b.c", 3] }),
+    );
+    expect(f).toEqual({
+      type: "news",
+      news: { id: "n1", source: "sim", title: "T", summary: null, url: "https://x", image: null, published: 9, language: null, instruments: ["a.b.c"] },
+    });
+    expect(parseServerFrame('{"type":"news","id":"x"}')).toBeNull();
+  });
+});
+
+describe("diffIds", () => {
+  it("lists additions and removals in order, ignoring duplicates", () => {
+    expect(diffIds(["a", "b", "c"], ["b", "d", "d", "a"])).toEqual({ add: ["d"], remove: ["c"] });
+    expect(diffIds([], ["x"])).toEqual({ add: ["x"], remove: [] });
+    expect(diffIds(["x"], ["x"])).toEqual({ add: [], remove: [] });
   });
 });

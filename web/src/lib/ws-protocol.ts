@@ -1,14 +1,25 @@
 // The `/ws` wire protocol (DESIGN.md): client ops out, server frames in, parsed defensively.
-import type { Quote, SourceStatus } from "./types";
+import type { NewsItem, Quote, SourceStatus } from "./types";
 
 export type ClientOp =
   | { op: "subscribe"; ids: string[] }
   | { op: "unsubscribe"; ids: string[] };
 
+/** Most ids one socket may subscribe to (the edge's cap). */
+export const MAX_SOCKET_IDS = 200;
+
+/** What to send to go from subscription set `prev` to `next`: ids to add and to remove, in order. */
+export function diffIds(prev: readonly string[], next: readonly string[]): { add: string[]; remove: string[] } {
+  const p = new Set(prev);
+  const n = new Set(next);
+  return { add: [...n].filter((id) => !p.has(id)), remove: [...p].filter((id) => !n.has(id)) };
+}
+
 export type ServerFrame =
   | { type: "snapshot"; quotes: Quote[] }
   | { type: "ticks"; ticks: Quote[] }
   | { type: "status"; status: SourceStatus }
+  | { type: "news"; news: NewsItem }
   | { type: "error"; message: string };
 
 function isQuote(v: unknown): v is Quote {
@@ -56,6 +67,25 @@ export function parseServerFrame(text: string): ServerFrame | null {
             },
           }
         : null;
+    case "news": {
+      const n: Record<string, unknown> = { ...f };
+      delete n.type;
+      if (typeof n.id !== "string" || typeof n.title !== "string" || typeof n.url !== "string") return null;
+      return {
+        type: "news",
+        news: {
+          id: n.id,
+          source: typeof n.source === "string" ? n.source : "",
+          title: n.title,
+          summary: typeof n.summary === "string" ? n.summary : null,
+          url: n.url,
+          image: typeof n.image === "string" ? n.image : null,
+          published: typeof n.published === "number" ? n.published : 0,
+          language: typeof n.language === "string" ? n.language : null,
+          instruments: Array.isArray(n.instruments) ? n.instruments.filter((x): x is string => typeof x === "string") : [],
+        },
+      };
+    }
     case "error":
       return { type: "error", message: typeof f.message === "string" ? f.message : "unknown error" };
     default:

@@ -1,8 +1,9 @@
-// One WebSocket to the edge's `/ws` per tab: subscribes to the given ids, hands parsed frames to
-// its owner, and reconnects with capped, jittered backoff (re-subscribing) whenever it closes.
-// It holds no global state: the owner creates it, and `stop()` ends it for good.
+// One WebSocket to the edge's `/ws`: keeps a subscription set, sends only the difference when it
+// changes (subscribe / unsubscribe), hands parsed frames to its owner, and reconnects with capped,
+// jittered backoff whenever it closes, re-subscribing the whole set on each open. It holds no
+// global state: the owner creates it, and `stop()` ends it for good.
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "@/lib/backoff";
-import { parseServerFrame, type ClientOp, type ServerFrame } from "@/lib/ws-protocol";
+import { diffIds, MAX_SOCKET_IDS, parseServerFrame, type ClientOp, type ServerFrame } from "@/lib/ws-protocol";
 
 export type ConnectionStatus = "connecting" | "open" | "reconnecting";
 
@@ -19,18 +20,27 @@ export interface LiveSocketOptions {
   ids: readonly string[];
   onFrame: (frame: ServerFrame) => void;
   onState: (state: ConnectionState) => void;
+  /** Called after every successful open; `reconnected` is false only for the first. */
+  onOpen?: (reconnected: boolean) => void;
   backoff?: BackoffOptions;
+  random?: () => number;
 }
 
 export class LiveSocket {
   private ws: WebSocket | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private failures = 0;
+  private opened = false;
   private stopped = false;
-  private ids: readonly string[];
+  private ids: string[];
 
   constructor(private readonly opts: LiveSocketOptions) {
-    this.ids = opts.ids;
+    this.ids = [...new Set(opts.ids)].slice(0, MAX_SOCKET_IDS);
+  }
+
+  /** The current subscription set. */
+  get subscribed(): readonly string[] {
+    return this.ids;
   }
 
   start(): void {
@@ -50,6 +60,18 @@ export class LiveSocket {
     }
   }
 
+  /**
+   * Changes the subscription set (capped at the edge's 200). While open, sends only the
+   * difference; while closed, the next open subscribes the whole set.
+   */
+  setIds(next: readonly string[]): void {
+    const capped = [...new Set(next)].slice(0, MAX_SOCKET_IDS);
+    const { add, remove } = diffIds(this.ids, capped);
+    this.ids = capped;
+    if (remove.length > 0) this.send({ op: "unsubscribe", ids: remove });
+    if (add.length > 0) this.send({ op: "subscribe", ids: add });
+  }
+
   /** Reconnect now instead of waiting out the backoff (e.g. the browser came back online). */
   retryNow(): void {
     if (this.stopped || this.ws !== null) return;
@@ -64,7 +86,7 @@ export class LiveSocket {
 
   private connect(): void {
     this.opts.onState({
-      status: this.failures === 0 ? "connecting" : "reconnecting",
+      status: this.failures === 0 && !this.opened ? "connecting" : "reconnecting",
       failures: this.failures,
       retryAt: null,
     });
@@ -77,9 +99,12 @@ export class LiveSocket {
     }
     this.ws = ws;
     ws.onopen = () => {
+      const reconnected = this.opened;
+      this.opened = true;
       this.failures = 0;
       this.opts.onState({ status: "open", failures: 0, retryAt: null });
       if (this.ids.length > 0) this.send({ op: "subscribe", ids: [...this.ids] });
+      this.opts.onOpen?.(reconnected);
     };
     ws.onmessage = (ev: MessageEvent) => {
       if (typeof ev.data !== "string") return;
@@ -96,7 +121,7 @@ export class LiveSocket {
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const delay = backoffDelay(this.failures, this.opts.backoff ?? DEFAULT_BACKOFF);
+    const delay = backoffDelay(this.failures, this.opts.backoff ?? DEFAULT_BACKOFF, this.opts.random);
     this.failures += 1;
     this.opts.onState({ status: "reconnecting", failures: this.failures, retryAt: Date.now() + delay });
     this.timer = setTimeout(() => {

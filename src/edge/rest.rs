@@ -1,0 +1,121 @@
+//! The REST reads of the projections: instruments, quotes, candles, sources, news.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use serde_json::{json, Value};
+use sise_bus::InstrumentId;
+use sise_pipelines::Instrument;
+use sise_projections::history::{CandleQuery, Interval};
+
+use super::error::ApiError;
+use super::params::Params;
+use super::quote::QuoteView;
+use super::{market, AppState};
+
+/// Most ids one quotes request may ask for.
+pub const MAX_QUOTE_IDS: usize = 200;
+pub const DEFAULT_CANDLES: u32 = 500;
+pub const MAX_CANDLES: u32 = 5_000;
+pub const DEFAULT_NEWS: u32 = 50;
+pub const MAX_NEWS: u32 = 200;
+
+/// Parse an id and find it in the registry: malformed → 400, unknown → 404.
+pub fn known<'a>(app: &'a AppState, raw: &str) -> Result<&'a std::sync::Arc<Instrument>, ApiError> {
+    let id = InstrumentId::parse(raw).map_err(|e| ApiError::bad_request("bad_instrument_id", e.to_string()))?;
+    app.registry
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("unknown_instrument", format!("no instrument {id}")))
+}
+
+pub async fn instruments(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({ "instruments": app.registry.instruments() }))
+}
+
+pub async fn quotes(State(app): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let raw = params
+        .get("ids")
+        .ok_or_else(|| ApiError::bad_request("missing_parameter", "ids is required: ?ids=a,b"))?;
+    let parts: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if parts.is_empty() {
+        return Err(ApiError::bad_request("missing_parameter", "ids is empty"));
+    }
+    if parts.len() > MAX_QUOTE_IDS {
+        return Err(ApiError::bad_request(
+            "too_many_ids",
+            format!("at most {MAX_QUOTE_IDS} ids per request, got {}", parts.len()),
+        ));
+    }
+    let mut ids: Vec<InstrumentId> = Vec::with_capacity(parts.len());
+    for p in parts {
+        let inst = known(&app, p)?;
+        if !ids.contains(&inst.id) {
+            ids.push(inst.id.clone());
+        }
+    }
+    let stored = app.latest.get_many(&ids).await?;
+    let now = sise_bus::now_ms();
+    let views: Vec<QuoteView<'_>> = stored
+        .iter()
+        .flatten()
+        .map(|q| {
+            let inst = app.registry.get(&q.id).map(|i| i.as_ref());
+            let (stale, market) = market::freshness(inst, &q.source, q.ts, now, app.hub.source_state(&q.source));
+            QuoteView::from_latest(q, stale, market)
+        })
+        .collect();
+    Ok(Json(json!({ "quotes": views })))
+}
+
+pub async fn candles(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let inst = known(&app, &id)?;
+    let params = Params::parse(q.as_deref());
+    let interval = match params.get("interval") {
+        None => Interval::M1,
+        Some(v) => v.parse::<Interval>().map_err(|_| {
+            ApiError::bad_request(
+                "bad_interval",
+                format!("interval must be one of 1m, 5m, 15m, 1h, 1d, 1w; got {v:?}"),
+            )
+        })?,
+    };
+    let from = params.time("from")?;
+    let to = params.time("to")?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(ApiError::bad_request("bad_range", format!("from ({f}) is after to ({t})")));
+        }
+    }
+    let limit = params.limit(DEFAULT_CANDLES, MAX_CANDLES)?;
+    let tz = app.registry.timezone_of(inst);
+    let rows = app
+        .history
+        .candles(&CandleQuery {
+            instrument: &inst.id,
+            interval,
+            timezone: tz.name(),
+            from,
+            to,
+            limit,
+        })
+        .await?;
+    Ok(Json(json!({ "candles": rows })))
+}
+
+pub async fn sources(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let list = sise_projections::status::sources(&app.redis, &app.ns).await?;
+    Ok(Json(json!({ "sources": list })))
+}
+
+pub async fn news(State(app): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let instrument = params.get("instrument").map(|raw| known(&app, raw)).transpose()?;
+    let before = params.time("before")?;
+    let limit = params.limit(DEFAULT_NEWS, MAX_NEWS)?;
+    let items = sise_projections::news::list(&app.pg, instrument.map(|i| &i.id), before, limit).await?;
+    Ok(Json(json!({ "news": items })))
+}

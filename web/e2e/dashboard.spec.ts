@@ -1,0 +1,187 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, priceOf, row, seePriceChange, test } from "./fixtures";
+
+const BTC = "crypto.upbit.KRW-BTC";
+const XRP = "crypto.upbit.KRW-XRP";
+const SPG = "stock.krx.058610";
+const results = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "test-results");
+const shots = path.join(results, "screenshots");
+
+function report(name: string, value: unknown) {
+  mkdirSync(results, { recursive: true });
+  appendFileSync(path.join(results, "e2e-metrics.jsonl"), `${JSON.stringify({ name, value, at: new Date().toISOString() })}\n`);
+  console.log(`[metric] ${name}: ${JSON.stringify(value)}`);
+}
+
+test.describe.configure({ mode: "serial" });
+
+test("loads the dashboard and its prices go live", async ({ page }) => {
+  await page.goto("/");
+  // Time to first live price: navigation start → the first BTC price on screen.
+  await expect(priceOf(page, BTC)).not.toHaveText("—");
+  const firstPriceMs = await page.evaluate(() => Math.round(performance.now()));
+  report("time_to_first_price_ms", firstPriceMs);
+
+  // Every default widget is there.
+  for (const title of ["국내주식", "지수", "해외주식", "암호화폐", "금/은", "환율", "뉴스", "차트"]) {
+    await expect(page.getByTestId("widget-title").filter({ hasText: title }).first()).toBeVisible();
+  }
+  await expect(page.getByTestId("quote-row")).toHaveCount(20);
+  await seePriceChange(page, BTC);
+  await seePriceChange(page, "stock.krx.068270");
+  // Simulated prices are labelled as such, never as live market data.
+  await expect(row(page, BTC)).toHaveAttribute("data-fresh", "sim");
+  await expect(row(page, BTC).getByTestId("fresh-mark")).toHaveText("모의");
+  await expect(page.getByTestId("ws-state")).toHaveAttribute("data-state", "open");
+  await expect(page.getByTestId("market-krx")).toBeVisible();
+  await expect(page.getByTestId("kst-clock")).toContainText("KST");
+});
+
+test("stays smooth while every default instrument ticks", async ({ page }) => {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __long: number[] };
+    w.__long = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) w.__long.push(e.duration);
+    }).observe({ type: "longtask", buffered: true });
+  });
+  await page.goto("/");
+  await seePriceChange(page, BTC);
+  // Let everything load (chart, sparklines), then watch 10 s of ticking.
+  await page.waitForTimeout(2000);
+  const startLong = await page.evaluate(() => (window as unknown as { __long: number[] }).__long.length);
+  const fps = await page.evaluate(
+    () =>
+      new Promise<number>((resolve) => {
+        let frames = 0;
+        const t0 = performance.now();
+        const step = () => {
+          frames++;
+          if (performance.now() - t0 < 10_000) requestAnimationFrame(step);
+          else resolve((frames * 1000) / (performance.now() - t0));
+        };
+        requestAnimationFrame(step);
+      }),
+  );
+  const long = await page.evaluate((from) => (window as unknown as { __long: number[] }).__long.slice(from), startLong);
+  const loadLong = await page.evaluate((to) => (window as unknown as { __long: number[] }).__long.slice(0, to), startLong);
+  report("load_long_tasks", { count: loadLong.length, total_ms: Math.round(loadLong.reduce((a, b) => a + b, 0)), max_ms: Math.round(Math.max(0, ...loadLong)) });
+  report("ticking_10s_long_tasks", { count: long.length, total_ms: Math.round(long.reduce((a, b) => a + b, 0)), max_ms: Math.round(Math.max(0, ...long)) });
+  report("ticking_10s_fps", Math.round(fps * 10) / 10);
+  expect(long.length).toBeLessThan(20);
+});
+
+test("swaps a symbol, keeps the layout on reload, and shares it read-only", async ({ page, browser, baseURL }) => {
+  await page.goto("/");
+  await expect(priceOf(page, XRP, "w4")).not.toHaveText("—");
+
+  // Take XRP out of the crypto widget (it is then on no widget: unsubscribed) …
+  const crypto = page.locator('[data-widget="w4"]');
+  await crypto.getByTestId("edit-widget").click();
+  await row(page, XRP, "w4").getByTestId("remove").click();
+  await expect(row(page, XRP, "w4")).toHaveCount(0);
+  await crypto.getByTestId("edit-widget").click();
+
+  // … and swap it into the Korean stocks widget in place of 에스피지.
+  const krx = page.locator('[data-widget="w1"]');
+  await krx.getByTestId("edit-widget").click();
+  await row(page, SPG, "w1").getByTestId("swap").click();
+  await krx.getByRole("combobox").fill("리플");
+  await krx.locator(`[data-testid=search-option][data-id="${XRP}"]`).click();
+  await krx.getByTestId("edit-widget").click();
+  await expect(krx.getByTestId("quote-row").first()).toHaveAttribute("data-id", XRP);
+  await expect(row(page, SPG, "w1")).toHaveCount(0);
+  await seePriceChange(page, XRP, "w1");
+
+  // Saved through the API: the URL carries the layout id.
+  await expect(page.getByTestId("save-state")).toHaveAttribute("data-state", "saved");
+  await expect(page).toHaveURL(/[?&]layout=/);
+  const url = page.url();
+
+  await page.reload();
+  await expect(page.getByTestId("dashboard")).toHaveAttribute("data-editable", "true");
+  await expect(page.locator('[data-widget="w1"] [data-testid=quote-row]').first()).toHaveAttribute("data-id", XRP);
+  await expect(row(page, XRP, "w4")).toHaveCount(0);
+  await seePriceChange(page, XRP, "w1");
+
+  // Another browser with the link but not the secret: read-only, with "copy to my own layout".
+  const other = await browser.newContext({ baseURL });
+  const guest = await other.newPage();
+  await guest.goto(url);
+  await expect(guest.getByTestId("readonly-banner")).toBeVisible();
+  await expect(guest.locator('[data-widget="w1"] [data-testid=quote-row]').first()).toHaveAttribute("data-id", XRP);
+  await expect(guest.getByTestId("edit-widget")).toHaveCount(0);
+  await guest.getByTestId("copy-layout").click();
+  await expect(guest.getByTestId("readonly-banner")).toHaveCount(0);
+  await expect(guest.getByTestId("edit-widget").first()).toBeVisible();
+  expect(guest.url()).not.toBe(url);
+  await other.close();
+});
+
+test("opens an instrument in the chart and switches interval and style", async ({ page }) => {
+  await page.goto("/");
+  const chart = page.getByTestId("chart");
+  await expect(chart).toHaveAttribute("data-bars", /^[1-9]/);
+  // The licence's attribution: the logo link inside the chart, and a text link.
+  await expect(page.locator('[data-kind=chart] a[href*="tradingview.com"]').first()).toBeAttached();
+
+  await row(page, "crypto.upbit.KRW-ETH").getByRole("button").first().click();
+  await expect(page.getByTestId("chart-title")).toHaveAttribute("data-id", "crypto.upbit.KRW-ETH");
+  await expect(chart).toHaveAttribute("data-id", "crypto.upbit.KRW-ETH");
+  await expect(chart).toHaveAttribute("data-bars", /^[1-9]/);
+  // The live candle follows the ticks.
+  const last = await chart.getAttribute("data-last");
+  await expect(chart).not.toHaveAttribute("data-last", last ?? "");
+
+  const candles5m = page.waitForResponse((r) => r.url().includes("/api/v1/candles/crypto.upbit.KRW-ETH") && r.url().includes("interval=5m"));
+  await page.getByTestId("interval-5m").click();
+  expect((await candles5m).status()).toBe(200);
+  await expect(chart).toHaveAttribute("data-interval", "5m");
+  await expect(page.getByTestId("interval-5m")).toHaveAttribute("aria-pressed", "true");
+  await expect(chart).toHaveAttribute("data-bars", /^[1-9]/);
+
+  await page.getByTestId("chart-style").click();
+  await expect(chart).toHaveAttribute("data-style", "line");
+  await page.screenshot({ path: path.join(shots, "chart-1440.png"), clip: (await page.locator("[data-kind=chart]").boundingBox()) ?? undefined });
+});
+
+test("toggles dark mode", async ({ page }) => {
+  await page.goto("/");
+  await expect(priceOf(page, BTC)).not.toHaveText("—");
+  const html = page.locator("html");
+  await expect(html).not.toHaveClass(/dark/);
+  const lightBg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.getByTestId("theme-toggle").click();
+  await expect(html).toHaveClass(/dark/);
+  const darkBg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  expect(darkBg).not.toBe(lightBg);
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: path.join(shots, "dark-1440.png"), fullPage: true });
+  // The choice survives a reload.
+  await page.reload();
+  await expect(html).toHaveClass(/dark/);
+  // English toggle.
+  await page.getByTestId("lang-toggle").click();
+  await expect(page.getByTestId("widget-title").filter({ hasText: "Crypto" })).toBeVisible();
+  await page.screenshot({ path: path.join(shots, "dark-en-1440.png"), fullPage: true });
+});
+
+for (const [w, h] of [
+  [390, 844],
+  [1440, 900],
+  [2560, 1440],
+] as const) {
+  test(`screenshot at ${w}px`, async ({ page }) => {
+    await page.setViewportSize({ width: w, height: h });
+    await page.goto("/");
+    await seePriceChange(page, BTC);
+    await expect(page.getByTestId("chart")).toHaveAttribute("data-bars", /^[1-9]/);
+    await page.waitForTimeout(1000);
+    // Nothing overflows the viewport sideways.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: path.join(shots, `dashboard-${w}.png`), fullPage: true });
+  });
+}

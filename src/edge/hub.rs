@@ -154,19 +154,14 @@ impl ClientQueue {
 
     pub fn take(&self) -> Taken {
         let mut p = self.lock();
-        if let Some(reason) = p.closed {
-            return Taken {
-                closed: Some(reason),
-                ..Taken::default()
-            };
-        }
-        if p.hold {
+        if p.hold && p.closed.is_none() {
             return Taken::default();
         }
+        // A closing client still gets what was queued before the close (the reason frame).
         Taken {
             frames: p.frames.drain(..).collect(),
             ticks: p.ticks.drain(..).map(|(_, t)| t).collect(),
-            closed: None,
+            closed: p.closed,
         }
     }
 }

@@ -93,15 +93,6 @@ async fn client(socket: WebSocket, app: AppState) {
                 }
             }
             let taken = writer_queue.take();
-            if let Some(reason) = taken.closed {
-                metrics.disconnects.with_label_values(&[reason_label(reason)]).inc();
-                let close = CloseFrame {
-                    code: axum::extract::ws::close_code::POLICY,
-                    reason: reason.into(),
-                };
-                let _ = send(&mut sink, Message::Close(Some(close))).await;
-                return Some(reason);
-            }
             for frame in taken.frames {
                 if send(&mut sink, Message::Text(frame)).await.is_err() {
                     metrics.disconnects.with_label_values(&["too_slow"]).inc();
@@ -115,6 +106,15 @@ async fn client(socket: WebSocket, app: AppState) {
                     return Some("too slow");
                 }
                 metrics.frames.inc();
+            }
+            if let Some(reason) = taken.closed {
+                metrics.disconnects.with_label_values(&[reason_label(reason)]).inc();
+                let close = CloseFrame {
+                    code: axum::extract::ws::close_code::POLICY,
+                    reason: reason.into(),
+                };
+                let _ = send(&mut sink, Message::Close(Some(close))).await;
+                return Some(reason);
             }
         }
     });

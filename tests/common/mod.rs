@@ -47,7 +47,9 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(config: Config, stages: Stages) -> TestApp {
-    sise::telemetry::init();
+    if std::env::var_os("TEST_LOG").is_some() {
+        sise::telemetry::init();
+    }
     let app = App::build(config.clone(), stages).await.expect("build app");
     let port = app.port();
     let bus = app.bus().clone();

@@ -120,6 +120,26 @@ test("swaps a symbol, keeps the layout on reload, and shares it read-only", asyn
   await other.close();
 });
 
+test("shows a banner and stale marks while the edge is unreachable, and recovers on retry", async ({ page }) => {
+  let blocked = true;
+  await page.routeWebSocket("**/ws", (ws) => {
+    if (blocked) ws.close();
+    else ws.connectToServer();
+  });
+  await page.goto("/");
+  await expect(page.getByTestId("edge-banner")).toBeVisible();
+  // REST gave the first prices, but nothing is live: every row is marked stale and greyed.
+  await expect(priceOf(page, BTC)).not.toHaveText("—");
+  await expect(row(page, BTC)).toHaveAttribute("data-fresh", "stale");
+  await expect(row(page, BTC).getByTestId("fresh-mark")).toHaveText("지연");
+  await page.screenshot({ path: path.join(shots, "edge-down-1440.png") });
+  blocked = false;
+  await page.getByTestId("retry").click();
+  await expect(page.getByTestId("edge-banner")).toHaveCount(0);
+  await expect(row(page, BTC)).toHaveAttribute("data-fresh", "sim");
+  await seePriceChange(page, BTC);
+});
+
 test("opens an instrument in the chart and switches interval and style", async ({ page }) => {
   await page.goto("/");
   const chart = page.getByTestId("chart");

@@ -174,12 +174,18 @@ export const candleQueries = {
       staleTime: Infinity,
       gcTime: 5 * 60 * 1000,
     }),
-  /** The day's shape for a row's sparkline: 15-minute closes over the last 24 hours. */
+  /**
+   * The day's shape for a row's sparkline: 15-minute closes over the last 24 hours, or the last
+   * two hours of 1-minute closes while there is too little history for that.
+   */
   spark: (id: string) =>
     queryOptions({
       queryKey: ["candles", id, "spark"] as const,
-      queryFn: ({ signal }) =>
-        getCandles(id, "15m", { from: Date.now() - 24 * 3600_000, limit: 96 }, signal),
+      queryFn: async ({ signal }) => {
+        const day = await getCandles(id, "15m", { from: Date.now() - 24 * 3600_000, limit: 96 }, signal);
+        if (day.length >= 8) return day;
+        return getCandles(id, "1m", { from: Date.now() - 2 * 3600_000, limit: 120 }, signal);
+      },
       staleTime: 5 * 60 * 1000,
       refetchInterval: 5 * 60 * 1000,
     }),

@@ -41,9 +41,9 @@ export function defaultLayout(): Layout {
     widgets: [
       { id: "w1", kind: "quotes", title_ko: "국내주식", title_en: "Korean stocks", size: "s", ids: ["stock.krx.058610", "stock.krx.086520", "stock.krx.068270"] },
       { id: "w2", kind: "quotes", title_ko: "지수", title_en: "Indices", size: "s", ids: ["index.krx.KOSPI", "index.krx.KOSDAQ", "index.us.DJI", "index.us.IXIC"] },
+      { id: "w5", kind: "quotes", title_ko: "해외주식", title_en: "US stocks", size: "s", ids: ["stock.us.BMNR", "stock.us.GOOG", "stock.us.FIG"] },
       { id: "w3", kind: "chart", title_ko: "차트", title_en: "Chart", size: "l", ids: [] },
       { id: "w4", kind: "quotes", title_ko: "암호화폐", title_en: "Crypto", size: "s", ids: ["crypto.upbit.KRW-BTC", "crypto.upbit.KRW-ETH", "crypto.upbit.KRW-SOL", "crypto.upbit.KRW-XRP", "crypto.upbit.KRW-LINK", "crypto.upbit.KRW-SUI", "crypto.upbit.KRW-ONDO"] },
-      { id: "w5", kind: "quotes", title_ko: "해외주식", title_en: "US stocks", size: "s", ids: ["stock.us.BMNR", "stock.us.GOOG", "stock.us.FIG"] },
       { id: "w6", kind: "quotes", title_ko: "금/은", title_en: "Gold/Silver", size: "s", ids: ["metal.spot.XAU", "metal.spot.XAG"] },
       { id: "w7", kind: "quotes", title_ko: "환율", title_en: "FX", size: "s", ids: ["fx.spot.USDKRW"] },
       { id: "w8", kind: "news", title_ko: "뉴스", title_en: "News", size: "m", ids: [] },

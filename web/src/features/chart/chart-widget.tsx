@@ -104,7 +104,7 @@ export function ChartWidget({
           />
         </div>
       ) : null}
-      <div className="relative h-[300px] w-full px-1 pt-1 sm:h-[380px] xl:h-[440px] min-[1900px]:h-[520px]">
+      <div className="relative h-[300px] w-full px-1 pt-1 sm:h-[380px] xl:h-[440px] 3xl:h-[520px]">
         <PriceChart id={id} interval={interval} style={style} instrument={instrument} />
       </div>
       <div className="flex justify-end px-3 pb-1.5 text-[10px] text-slate-400">

@@ -203,6 +203,8 @@ export default function PriceChart({
     const priceFormat = { type: "price" as const, precision, minMove: 1 / 10 ** precision };
     s.candle.applyOptions({ priceFormat });
     s.line.applyOptions({ priceFormat });
+    // Thousands separators on the axis and crosshair label.
+    chartRef.current?.applyOptions({ localization: { priceFormatter: (p: number) => formatPrice(p, instrument.currency, precision) } });
   }, [instrument, history.data]);
 
   // History → series (first page, older pages, or a refetch after a reconnect).

@@ -122,7 +122,7 @@ export const QuoteRow = memo(function QuoteRow({
           key={track.n}
           data-testid="price"
           title={kind === "sim" ? "모의 시세 (simulated, not a market price)" : undefined}
-          className={`rounded px-0.5 text-[15px] font-semibold tabular-nums ${live ? DIR_TEXT[dir] : "text-slate-400 dark:text-slate-500"} ${live && track.move ? `flash-${track.move}` : ""}`}
+          className={`inline-block rounded px-0.5 text-[15px] font-semibold tabular-nums ${live ? DIR_TEXT[dir] : "text-slate-400 dark:text-slate-500"} ${live && track.move ? `flash-${track.move}` : ""}`}
         >
           {formatPrice(price, currency, decimals)}
         </div>

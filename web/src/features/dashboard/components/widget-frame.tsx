@@ -10,7 +10,7 @@ import { IconButton } from "./quote-row";
 const SPAN: Record<Widget["size"], string> = {
   s: "col-span-1",
   m: "col-span-1 sm:col-span-2",
-  l: "col-span-1 sm:col-span-2 min-[1900px]:col-span-3",
+  l: "col-span-1 sm:col-span-2 3xl:col-span-3",
 };
 
 export function WidgetFrame({

@@ -30,10 +30,26 @@ pub struct Stages {
 }
 
 impl Stages {
-    pub const ALL: Stages = Stages { ingest: true, project: true, edge: true };
-    pub const INGEST: Stages = Stages { ingest: true, project: false, edge: false };
-    pub const PROJECT: Stages = Stages { ingest: false, project: true, edge: false };
-    pub const EDGE: Stages = Stages { ingest: false, project: false, edge: true };
+    pub const ALL: Stages = Stages {
+        ingest: true,
+        project: true,
+        edge: true,
+    };
+    pub const INGEST: Stages = Stages {
+        ingest: true,
+        project: false,
+        edge: false,
+    };
+    pub const PROJECT: Stages = Stages {
+        ingest: false,
+        project: true,
+        edge: false,
+    };
+    pub const EDGE: Stages = Stages {
+        ingest: false,
+        project: false,
+        edge: true,
+    };
 }
 
 /// A built, not yet running, sise process.
@@ -58,10 +74,13 @@ pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_max_delay(Duration::from_secs(2));
-    let conn = tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager_with_config(cfg))
-        .await
-        .context("connecting to Redis timed out")?
-        .context("connecting to Redis")?;
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_connection_manager_with_config(cfg),
+    )
+    .await
+    .context("connecting to Redis timed out")?
+    .context("connecting to Redis")?;
     Ok(conn)
 }
 
@@ -69,7 +88,8 @@ pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
 pub fn load_registry(config: &Config) -> anyhow::Result<Registry> {
     match &config.instruments {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Ok(Registry::from_toml(&text)?)
         }
         None => Ok(Registry::builtin()?),
@@ -88,10 +108,16 @@ impl App {
             .await
             .context("connecting to NATS (SISE_NATS_URL)")?;
         let max_age = Duration::from_secs(u64::from(config.ticks_max_age_days) * 86_400);
-        bus.ensure_streams(max_age).await.context("ensuring JetStream streams")?;
+        bus.ensure_streams(max_age)
+            .await
+            .context("ensuring JetStream streams")?;
 
         let needs_stores = stages.project || stages.edge;
-        let redis = if needs_stores { Some(connect_redis(&config.redis_url).await?) } else { None };
+        let redis = if needs_stores {
+            Some(connect_redis(&config.redis_url).await?)
+        } else {
+            None
+        };
         let pg = if needs_stores {
             let pool = sise_projections::db::connect(config.database_url(), &config.namespace, 16)
                 .await
@@ -110,11 +136,16 @@ impl App {
 
         let edge = match (stages.edge, &redis, &pg) {
             (true, Some(redis), Some(pg)) => {
-                let hub = Arc::new(Hub::new(registry.clone(), edge::hub::HubMetrics::new(&prom)?));
+                let hub = Arc::new(Hub::new(
+                    registry.clone(),
+                    edge::hub::HubMetrics::new(&prom)?,
+                ));
                 // Seed source states so the first quotes already know a source that is down.
                 if let Ok(list) = status::sources(redis, &config.namespace).await {
                     for s in list {
-                        if let Ok(state) = serde_json::from_value(serde_json::Value::String(s.state.clone())) {
+                        if let Ok(state) =
+                            serde_json::from_value(serde_json::Value::String(s.state.clone()))
+                        {
                             hub.set_source_state(&s.source, state);
                         }
                     }
@@ -175,7 +206,10 @@ impl App {
     }
 
     /// Run every chosen stage until `shutdown` resolves (or a stage fails for good).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let ns = self.config.namespace.clone();
@@ -194,7 +228,10 @@ impl App {
                 };
                 let name = source.name();
                 tasks.spawn(async move {
-                    source.run(ctx).await.with_context(|| format!("source {name}"))
+                    source
+                        .run(ctx)
+                        .await
+                        .with_context(|| format!("source {name}"))
                 });
             }
         }
@@ -204,22 +241,34 @@ impl App {
                 anyhow::bail!("projections need Redis and PostgreSQL");
             };
             let m = self.consumer_metrics.clone();
-            let spec = |projection, stream| ConsumerSpec { projection, stream, batch: 1_000 };
+            let spec = |projection, stream| ConsumerSpec {
+                projection,
+                stream,
+                batch: 1_000,
+            };
             let (b, c) = (self.bus.clone(), cancel.clone());
             let w = latest::LatestWriter::new(redis.clone(), ns.clone());
             let mm = m.clone();
-            tasks.spawn(async move { Ok(run_consumer(b, spec(latest::NAME, StreamKind::Ticks), w, mm, c).await?) });
+            tasks.spawn(async move {
+                Ok(run_consumer(b, spec(latest::NAME, StreamKind::Ticks), w, mm, c).await?)
+            });
             let (b, c) = (self.bus.clone(), cancel.clone());
             let w = history::HistoryWriter::new(pg.clone());
             let mm = m.clone();
-            tasks.spawn(async move { Ok(run_consumer(b, spec(history::NAME, StreamKind::Ticks), w, mm, c).await?) });
+            tasks.spawn(async move {
+                Ok(run_consumer(b, spec(history::NAME, StreamKind::Ticks), w, mm, c).await?)
+            });
             let (b, c) = (self.bus.clone(), cancel.clone());
             let w = status::StatusWriter::new(redis.clone(), ns.clone());
             let mm = m.clone();
-            tasks.spawn(async move { Ok(run_consumer(b, spec(status::NAME, StreamKind::Status), w, mm, c).await?) });
+            tasks.spawn(async move {
+                Ok(run_consumer(b, spec(status::NAME, StreamKind::Status), w, mm, c).await?)
+            });
             let (b, c) = (self.bus.clone(), cancel.clone());
             let w = news::NewsWriter::new(pg.clone());
-            tasks.spawn(async move { Ok(run_consumer(b, spec(news::NAME, StreamKind::News), w, m, c).await?) });
+            tasks.spawn(async move {
+                Ok(run_consumer(b, spec(news::NAME, StreamKind::News), w, m, c).await?)
+            });
         }
 
         let router = match &self.edge {
@@ -251,10 +300,13 @@ impl App {
         let c = cancel.clone();
         let listener = self.listener;
         tasks.spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { c.cancelled().await })
-                .await
-                .context("HTTP server")
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { c.cancelled().await })
+            .await
+            .context("HTTP server")
         });
         tracing::info!(
             addr = %self.config.http_addr,
@@ -287,7 +339,10 @@ impl App {
             if cancel.is_cancelled() && failure.is_none() {
                 // Give the rest a bounded time to finish their batches.
                 let drain = async { while tasks.join_next().await.is_some() {} };
-                if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(10), drain)
+                    .await
+                    .is_err()
+                {
                     tracing::warn!("some tasks did not stop within 10 s");
                 }
                 break;

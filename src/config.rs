@@ -23,7 +23,10 @@ fn url_of(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<String, S
         if ok {
             Ok(s.trim_end_matches('/').to_owned())
         } else {
-            Err(format!("expected a URL starting with {}://", schemes.join("://, ")))
+            Err(format!(
+                "expected a URL starting with {}://",
+                schemes.join("://, ")
+            ))
         }
     }
 }
@@ -38,7 +41,10 @@ fn source(s: &str) -> Result<SourceName, String> {
     if KNOWN.contains(&name.as_str()) {
         Ok(name)
     } else {
-        Err(format!("unknown source {s:?} (known: {})", KNOWN.join(", ")))
+        Err(format!(
+            "unknown source {s:?} (known: {})",
+            KNOWN.join(", ")
+        ))
     }
 }
 
@@ -58,7 +64,12 @@ pub struct Config {
     pub database_url: SecretString,
 
     /// Where the edge listens (REST, WebSocket, dashboard); stage-only processes serve /healthz, /readyz, /metrics here.
-    #[arg(long, env = "SISE_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SISE_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub http_addr: SocketAddr,
 
     /// Namespace of subjects, streams, Redis keys and the PostgreSQL schema: [a-z][a-z0-9_]{0,30}.
@@ -78,7 +89,12 @@ pub struct Config {
     pub rate_limit: u32,
 
     /// Seed of the simulated market (same seed, same walk).
-    #[arg(long, env = "SISE_SIM_SEED", default_value_t = 20_260_312, global = true)]
+    #[arg(
+        long,
+        env = "SISE_SIM_SEED",
+        default_value_t = 20_260_312,
+        global = true
+    )]
     pub sim_seed: u64,
 
     /// How long the TICKS stream keeps ticks (days, file storage).
@@ -90,7 +106,12 @@ pub struct Config {
     pub instruments: Option<PathBuf>,
 
     /// Most WebSocket clients the edge holds at once.
-    #[arg(long, env = "SISE_WS_MAX_CLIENTS", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "SISE_WS_MAX_CLIENTS",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub ws_max_clients: usize,
 
     // ---- outside sources: keys (secret) and base URLs -----------------------------------
@@ -166,7 +187,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("nats_url", &self.nats_url)
             .field("redis_url", &redact_url(&self.redis_url))
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("http_addr", &self.http_addr)
             .field("namespace", &self.namespace.as_str())
             .field("sources", &self.sources)
@@ -191,13 +215,19 @@ mod tests {
         c.database_url = SecretString::from("postgres://u:hunter2@db/x".to_owned());
         c.newsapi_key = Some(SecretString::from("FAKE-SECRET-KEY".to_owned()));
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("FAKE-SECRET-KEY"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("FAKE-SECRET-KEY"),
+            "{shown}"
+        );
         assert!(shown.contains("u:***@db"));
     }
 
     #[test]
     fn validators() {
-        assert!(url_of(&["http", "https"])("https://api.upbit.com/v1/").unwrap() == "https://api.upbit.com/v1");
+        assert!(
+            url_of(&["http", "https"])("https://api.upbit.com/v1/").unwrap()
+                == "https://api.upbit.com/v1"
+        );
         assert!(url_of(&["http", "https"])("ftp://x").is_err());
         assert!(url_of(&["http", "https"])("https://").is_err());
         assert!(source("upbit").is_ok());

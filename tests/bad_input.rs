@@ -15,7 +15,12 @@ use tokio_tungstenite::tungstenite::Message;
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str, what: &str) {
     assert_eq!(status, want_status, "{what}: {body}");
     assert_eq!(body["error"]["code"], want_code, "{what}: {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,27 +31,91 @@ async fn rest_parameters() {
         ("/api/v1/quotes".into(), 400, "missing_parameter"),
         ("/api/v1/quotes?ids=".into(), 400, "missing_parameter"),
         ("/api/v1/quotes?ids=,,".into(), 400, "missing_parameter"),
-        (format!("/api/v1/quotes?ids={}", many.join(",")), 400, "too_many_ids"),
-        ("/api/v1/quotes?ids=crypto.upbit.KRW-BTC,not-an-id".into(), 400, "bad_instrument_id"),
-        ("/api/v1/quotes?ids=stock.krx.005930".into(), 404, "unknown_instrument"),
-        ("/api/v1/quotes?ids=crypto.upbit.KRW-BTC%3E".into(), 400, "bad_instrument_id"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?interval=2m".into(), 400, "bad_interval"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?interval=1M".into(), 400, "bad_interval"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?from=yesterday".into(), 400, "bad_parameter"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?to=-5".into(), 400, "bad_parameter"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?from=2000&to=1000".into(), 400, "bad_range"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?limit=5001".into(), 400, "limit_too_large"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?limit=0".into(), 400, "bad_parameter"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?limit=ten".into(), 400, "bad_parameter"),
-        ("/api/v1/candles/crypto.upbit.KRW-BTC?limit=99999999999999999999".into(), 400, "bad_parameter"),
+        (
+            format!("/api/v1/quotes?ids={}", many.join(",")),
+            400,
+            "too_many_ids",
+        ),
+        (
+            "/api/v1/quotes?ids=crypto.upbit.KRW-BTC,not-an-id".into(),
+            400,
+            "bad_instrument_id",
+        ),
+        (
+            "/api/v1/quotes?ids=stock.krx.005930".into(),
+            404,
+            "unknown_instrument",
+        ),
+        (
+            "/api/v1/quotes?ids=crypto.upbit.KRW-BTC%3E".into(),
+            400,
+            "bad_instrument_id",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?interval=2m".into(),
+            400,
+            "bad_interval",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?interval=1M".into(),
+            400,
+            "bad_interval",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?from=yesterday".into(),
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?to=-5".into(),
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?from=2000&to=1000".into(),
+            400,
+            "bad_range",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?limit=5001".into(),
+            400,
+            "limit_too_large",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?limit=0".into(),
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?limit=ten".into(),
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/v1/candles/crypto.upbit.KRW-BTC?limit=99999999999999999999".into(),
+            400,
+            "bad_parameter",
+        ),
         ("/api/v1/candles/bogus".into(), 400, "bad_instrument_id"),
-        ("/api/v1/candles/stock.krx.005930".into(), 404, "unknown_instrument"),
+        (
+            "/api/v1/candles/stock.krx.005930".into(),
+            404,
+            "unknown_instrument",
+        ),
         ("/api/v1/news?instrument=x".into(), 400, "bad_instrument_id"),
-        ("/api/v1/news?instrument=stock.us.AAPL".into(), 404, "unknown_instrument"),
+        (
+            "/api/v1/news?instrument=stock.us.AAPL".into(),
+            404,
+            "unknown_instrument",
+        ),
         ("/api/v1/news?limit=201".into(), 400, "limit_too_large"),
         ("/api/v1/news?before=soon".into(), 400, "bad_parameter"),
         ("/api/v1/layouts/zzzz".into(), 404, "unknown_layout"),
-        ("/api/v1/layouts/0123456789abcdef".into(), 404, "unknown_layout"),
+        (
+            "/api/v1/layouts/0123456789abcdef".into(),
+            404,
+            "unknown_layout",
+        ),
         ("/api/v1/nothing-here".into(), 404, "not_found"),
     ];
     for (path, status, code) in &cases {
@@ -69,16 +138,29 @@ async fn rest_parameters() {
     let (_, body) = app.get("/api/v1/instruments").await;
     let list = body["instruments"].as_array().unwrap();
     assert_eq!(list.len(), 20);
-    let btc = list.iter().find(|i| i["id"] == "crypto.upbit.KRW-BTC").unwrap();
+    let btc = list
+        .iter()
+        .find(|i| i["id"] == "crypto.upbit.KRW-BTC")
+        .unwrap();
     assert_eq!(
         btc,
         &json!({"id":"crypto.upbit.KRW-BTC","name_ko":"비트코인","name_en":"Bitcoin","class":"crypto",
                 "venue":"upbit","currency":"KRW","decimals":0,"market":"crypto"})
     );
     // Method not allowed is JSON too.
-    let resp = reqwest::Client::new().delete(format!("{}/api/v1/quotes", app.base)).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/api/v1/quotes", app.base))
+        .send()
+        .await
+        .unwrap();
     let s = resp.status().as_u16();
-    assert_error(s, &resp.json().await.unwrap(), 405, "method_not_allowed", "DELETE quotes");
+    assert_error(
+        s,
+        &resp.json().await.unwrap(),
+        405,
+        "method_not_allowed",
+        "DELETE quotes",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +168,12 @@ async fn layouts_need_their_secret() {
     let app = spawn_app(test_config(&[]), Stages::EDGE).await;
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/layouts", app.base);
-    let post = |body: String| http.post(&url).header("content-type", "application/json").body(body).send();
+    let post = |body: String| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
 
     for (body, code) in [
         ("not json".to_string(), "bad_json"),
@@ -118,13 +205,43 @@ async fn layouts_need_their_secret() {
     let changed = json!({"layout": {"widgets": []}});
     let r = http.put(&put_url).json(&changed).send().await.unwrap();
     let s = r.status().as_u16();
-    assert_error(s, &r.json().await.unwrap(), 401, "unauthorized", "PUT without secret");
-    let r = http.put(&put_url).bearer_auth("wrong").json(&changed).send().await.unwrap();
+    assert_error(
+        s,
+        &r.json().await.unwrap(),
+        401,
+        "unauthorized",
+        "PUT without secret",
+    );
+    let r = http
+        .put(&put_url)
+        .bearer_auth("wrong")
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
     let s = r.status().as_u16();
-    assert_error(s, &r.json().await.unwrap(), 403, "forbidden", "PUT with a wrong secret");
-    let r = http.put(format!("{url}/0123456789abcdef")).bearer_auth(&secret).json(&changed).send().await.unwrap();
+    assert_error(
+        s,
+        &r.json().await.unwrap(),
+        403,
+        "forbidden",
+        "PUT with a wrong secret",
+    );
+    let r = http
+        .put(format!("{url}/0123456789abcdef"))
+        .bearer_auth(&secret)
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let r = http.put(&put_url).bearer_auth(&secret).json(&changed).send().await.unwrap();
+    let r = http
+        .put(&put_url)
+        .bearer_auth(&secret)
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let (_, got) = app.get(&format!("/api/v1/layouts/{id}")).await;
     assert_eq!(got["layout"], changed["layout"]);
@@ -137,14 +254,20 @@ async fn rate_limit_answers_429_with_retry_after() {
     let app = spawn_app(config, Stages::EDGE).await;
     let mut limited = None;
     for _ in 0..20 {
-        let r = reqwest::get(format!("{}/api/v1/instruments", app.base)).await.unwrap();
+        let r = reqwest::get(format!("{}/api/v1/instruments", app.base))
+            .await
+            .unwrap();
         if r.status().as_u16() == 429 {
             limited = Some(r);
             break;
         }
     }
     let r = limited.expect("a 429 within 20 quick requests at 2/s");
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry >= 1);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
@@ -169,27 +292,54 @@ async fn websocket_ops() {
     assert_eq!(err(ws_next(&mut ws, t).await), "bad_message");
     ws_send(&mut ws, json!({"op": "subscribe"})).await;
     assert_eq!(err(ws_next(&mut ws, t).await), "bad_message");
-    ws_send(&mut ws, json!({"op": "subscribe", "ids": "crypto.upbit.KRW-BTC"})).await;
+    ws_send(
+        &mut ws,
+        json!({"op": "subscribe", "ids": "crypto.upbit.KRW-BTC"}),
+    )
+    .await;
     assert_eq!(err(ws_next(&mut ws, t).await), "bad_message");
-    ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(err(ws_next(&mut ws, t).await), "bad_message");
     let many: Vec<String> = (0..201).map(|i| format!("stock.krx.{i:06}")).collect();
     ws_send(&mut ws, json!({"op": "subscribe", "ids": many})).await;
     assert_eq!(err(ws_next(&mut ws, t).await), "too_many_ids");
-    ws_send(&mut ws, json!({"op": "replay", "ids": ["crypto.upbit.KRW-BTC"], "from": 0, "to": 1, "speed": 1})).await;
+    ws_send(
+        &mut ws,
+        json!({"op": "replay", "ids": ["crypto.upbit.KRW-BTC"], "from": 0, "to": 1, "speed": 1}),
+    )
+    .await;
     assert_eq!(err(ws_next(&mut ws, t).await), "not_supported");
 
     // Mixed ids: errors for the bad ones, a snapshot for the good one.
-    ws_send(&mut ws, json!({"op": "subscribe", "ids": ["bad id", "stock.krx.005930", "crypto.upbit.KRW-BTC"]})).await;
+    ws_send(
+        &mut ws,
+        json!({"op": "subscribe", "ids": ["bad id", "stock.krx.005930", "crypto.upbit.KRW-BTC"]}),
+    )
+    .await;
     assert_eq!(err(ws_next(&mut ws, t).await), "bad_instrument_id");
     assert_eq!(err(ws_next(&mut ws, t).await), "unknown_instrument");
     let snap = ws_next(&mut ws, t).await.unwrap();
     assert_eq!(snap["type"], "snapshot");
     // Unsubscribing an unknown or malformed id is harmless.
-    ws_send(&mut ws, json!({"op": "unsubscribe", "ids": ["nope", "stock.krx.005930"]})).await;
+    ws_send(
+        &mut ws,
+        json!({"op": "unsubscribe", "ids": ["nope", "stock.krx.005930"]}),
+    )
+    .await;
 
     // The socket still works: a published tick arrives.
-    app.bus.publish_tick(&tick("crypto.upbit.KRW-BTC", sise_bus::now_ms(), 130_000_000.0, 0.1, 1)).await.unwrap();
+    app.bus
+        .publish_tick(&tick(
+            "crypto.upbit.KRW-BTC",
+            sise_bus::now_ms(),
+            130_000_000.0,
+            0.1,
+            1,
+        ))
+        .await
+        .unwrap();
     let frame = ws_next(&mut ws, t).await.expect("tick after the errors");
     assert_eq!(frame_quotes(&frame)[0]["price"], 130_000_000.0);
 
@@ -205,13 +355,23 @@ async fn websocket_ops() {
     }
     assert!(closed, "oversized message closes the socket");
     let mut other = ws_connect(&app).await;
-    ws_send(&mut other, json!({"op": "subscribe", "ids": ["crypto.upbit.KRW-BTC"]})).await;
+    ws_send(
+        &mut other,
+        json!({"op": "subscribe", "ids": ["crypto.upbit.KRW-BTC"]}),
+    )
+    .await;
     assert_eq!(ws_next(&mut other, t).await.unwrap()["type"], "snapshot");
 
     // A flood of ops is cut off.
     let mut flood = ws_connect(&app).await;
     for _ in 0..200 {
-        if flood.send(Message::Text(json!({"op": "unsubscribe", "ids": []}).to_string().into())).await.is_err() {
+        if flood
+            .send(Message::Text(
+                json!({"op": "unsubscribe", "ids": []}).to_string().into(),
+            ))
+            .await
+            .is_err()
+        {
             break;
         }
     }

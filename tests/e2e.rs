@@ -27,27 +27,42 @@ async fn sim_to_websocket_and_rest() {
     .await;
     let now = sise_bus::now_ms();
     for q in &quotes {
-        assert!(now - q["ts"].as_i64().unwrap() < 5_000, "quote not fresh: {q}");
+        assert!(
+            now - q["ts"].as_i64().unwrap() < 5_000,
+            "quote not fresh: {q}"
+        );
         assert_eq!(q["source"], "sim");
         assert_eq!(q["market"], "sim");
         assert_eq!(q["stale"], false);
         assert!(q["price"].as_f64().unwrap() > 0.0);
     }
-    let btc_price = quotes.iter().find(|q| q["id"] == btc).unwrap()["price"].as_f64().unwrap();
-    assert!((100_000_000.0..170_000_000.0).contains(&btc_price), "BTC at {btc_price}");
+    let btc_price = quotes.iter().find(|q| q["id"] == btc).unwrap()["price"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (100_000_000.0..170_000_000.0).contains(&btc_price),
+        "BTC at {btc_price}"
+    );
 
     // WebSocket: snapshot, then ticks of the subscribed ids only.
     let mut ws = ws_connect(&app).await;
     ws_send(&mut ws, json!({"op": "subscribe", "ids": [btc, cel]})).await;
     let snap = ws_next(&mut ws, T).await.expect("snapshot frame");
     assert_eq!(snap["type"], "snapshot", "{snap}");
-    let snap_ids: Vec<&str> = snap["quotes"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+    let snap_ids: Vec<&str> = snap["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
     assert!(snap_ids.contains(&btc) && snap_ids.contains(&cel), "{snap}");
     let mut seen_btc = 0;
     let mut seen_cel = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline && (seen_btc < 3 || seen_cel < 1) {
-        let Some(frame) = ws_next(&mut ws, T).await else { break };
+        let Some(frame) = ws_next(&mut ws, T).await else {
+            break;
+        };
         for q in frame_quotes(&frame) {
             match q["id"].as_str() {
                 Some(x) if x == btc => seen_btc += 1,
@@ -57,27 +72,54 @@ async fn sim_to_websocket_and_rest() {
             assert_eq!(q["source"], "sim");
         }
     }
-    assert!(seen_btc >= 3, "BTC ticks several times a second (saw {seen_btc})");
-    assert!(seen_cel >= 1, "Celltrion ticks about once a second (saw {seen_cel})");
+    assert!(
+        seen_btc >= 3,
+        "BTC ticks several times a second (saw {seen_btc})"
+    );
+    assert!(
+        seen_cel >= 1,
+        "Celltrion ticks about once a second (saw {seen_cel})"
+    );
 
     // Candles: the current, still-open minute is there.
-    let (s, body) = app.get(&format!("/api/v1/candles/{btc}?interval=1m&limit=10")).await;
+    let (s, body) = app
+        .get(&format!("/api/v1/candles/{btc}?interval=1m&limit=10"))
+        .await;
     assert_eq!(s, 200);
     let candles = body["candles"].as_array().unwrap();
     assert!(!candles.is_empty());
     let last_t = candles.last().unwrap()["t"].as_i64().unwrap();
-    assert_eq!(last_t, sise_bus::now_ms() / 60_000 * 60_000, "the open minute is included");
+    assert_eq!(
+        last_t,
+        sise_bus::now_ms() / 60_000 * 60_000,
+        "the open minute is included"
+    );
 
     // Sources: sim is up.
     let (_, body) = app.get("/api/v1/sources").await;
-    let sim = body["sources"].as_array().unwrap().iter().find(|s| s["source"] == "sim").cloned();
+    let sim = body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "sim")
+        .cloned();
     let sim = sim.expect("sim in sources");
     assert_eq!(sim["state"], "up");
     assert!(sim["last_event_ts"].as_i64().unwrap() > now - 10_000);
 
     // Metrics and readiness.
-    let text = reqwest::get(format!("{}/metrics", app.base)).await.unwrap().text().await.unwrap();
-    for m in ["sise_ticks_ingested_total", "sise_ticks_projected_total", "sise_ws_clients", "sise_http_request_duration_seconds"] {
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in [
+        "sise_ticks_ingested_total",
+        "sise_ticks_projected_total",
+        "sise_ws_clients",
+        "sise_http_request_duration_seconds",
+    ] {
         assert!(text.contains(m), "metric {m} missing");
     }
     let (s, body) = app.get("/readyz").await;
@@ -93,14 +135,26 @@ async fn published_ticks_match_ws_quotes_and_candles() {
     let mut ws = ws_connect(&app).await;
     ws_send(&mut ws, json!({"op": "subscribe", "ids": [eth]})).await;
     let snap = ws_next(&mut ws, T).await.unwrap();
-    assert_eq!(snap, json!({"type": "snapshot", "quotes": []}), "nothing published yet");
+    assert_eq!(
+        snap,
+        json!({"type": "snapshot", "quotes": []}),
+        "nothing published yet"
+    );
 
     // Two minutes of ticks, starting at a minute boundary a few minutes ago.
     let m0 = (sise_bus::now_ms() / 60_000 - 3) * 60_000;
     let prices = [100.0, 103.0, 99.0, 101.0, 105.0, 104.0];
     let vols = [1.5, 2.0, 0.25, 3.0, 1.0, 0.5];
     let ticks: Vec<_> = (0..6)
-        .map(|i| tick(eth, m0 + (i as i64 / 3) * 60_000 + (i as i64 % 3) * 1_000, prices[i], vols[i], i as u64 + 1))
+        .map(|i| {
+            tick(
+                eth,
+                m0 + (i as i64 / 3) * 60_000 + (i as i64 % 3) * 1_000,
+                prices[i],
+                vols[i],
+                i as u64 + 1,
+            )
+        })
         .collect();
     for t in &ticks {
         app.bus.publish_tick(t).await.unwrap();
@@ -117,7 +171,10 @@ async fn published_ticks_match_ws_quotes_and_candles() {
         }
     }
     let q = last_seen.expect("ticks over the socket");
-    assert_eq!((q["price"].as_f64(), q["ts"].as_i64()), (Some(104.0), Some(ticks[5].ts)));
+    assert_eq!(
+        (q["price"].as_f64(), q["ts"].as_i64()),
+        (Some(104.0), Some(ticks[5].ts))
+    );
     assert_eq!(q["source"], "testsrc");
 
     let want = json!([
@@ -132,7 +189,12 @@ async fn published_ticks_match_ws_quotes_and_candles() {
     assert_eq!(body["candles"], want);
     // 5m from the same rows (both minutes may share one 5-minute bucket or straddle two).
     let (_, b) = app.get(&format!("/api/v1/candles/{eth}?interval=5m")).await;
-    let total_v: f64 = b["candles"].as_array().unwrap().iter().map(|c| c["v"].as_f64().unwrap()).sum();
+    let total_v: f64 = b["candles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["v"].as_f64().unwrap())
+        .sum();
     assert!((total_v - 8.25).abs() < 1e-9);
 
     let quote = wait_for("quote", T, || async {
@@ -154,7 +216,10 @@ async fn published_ticks_match_ws_quotes_and_candles() {
     })
     .await;
     assert_eq!(body["candles"][0]["l"], 50.0);
-    assert_eq!(body["candles"][0]["o"], 100.0, "open stays the earliest tick");
+    assert_eq!(
+        body["candles"][0]["o"], 100.0,
+        "open stays the earliest tick"
+    );
     let (_, b) = app.get(&format!("/api/v1/quotes?ids={eth}")).await;
     assert_eq!(b["quotes"][0]["price"], 104.0);
 }

@@ -25,7 +25,13 @@ async fn killed_projection_resumes_exactly_once() {
     for (k, inst) in ids.iter().enumerate() {
         for i in 0..N_PER_INSTRUMENT {
             let vol = ((i * 7 + k) % 13) as f64 * 0.125;
-            ticks.push(tick(inst, t0 + (i as i64) * 250, 100.0 + (i % 17) as f64, vol, i as u64 + 1));
+            ticks.push(tick(
+                inst,
+                t0 + (i as i64) * 250,
+                100.0 + (i % 17) as f64,
+                vol,
+                i as u64 + 1,
+            ));
         }
     }
     for chunk in ticks.chunks(2_000) {
@@ -35,18 +41,30 @@ async fn killed_projection_resumes_exactly_once() {
     let again = publisher.bus.publish_ticks(&ticks[..500]).await.unwrap();
     assert!(again.iter().all(|s| s.duplicate));
     let total = ticks.len() as u64;
-    assert_eq!(publisher.bus.stream_messages(StreamKind::Ticks).await.unwrap(), total);
+    assert_eq!(
+        publisher
+            .bus
+            .stream_messages(StreamKind::Ticks)
+            .await
+            .unwrap(),
+        total
+    );
 
     // First projection run: killed (no graceful shutdown) as soon as it has applied something.
     let mut first = spawn_app(config.clone(), Stages::PROJECT).await;
     let m = first.metrics.clone();
-    wait_for("some progress", Duration::from_secs(30), || async { (m.applied("history") > 0).then_some(()) }).await;
+    wait_for("some progress", Duration::from_secs(30), || async {
+        (m.applied("history") > 0).then_some(())
+    })
+    .await;
     first.kill();
     let applied_before_kill = m.applied("history");
 
     // Second run: picks up where the committed sequence says.
     let second = spawn_app(config.clone(), Stages::PROJECT).await;
-    let pool = sise_projections::db::connect(config.database_url(), &config.namespace, 2).await.unwrap();
+    let pool = sise_projections::db::connect(config.database_url(), &config.namespace, 2)
+        .await
+        .unwrap();
     let reader = HistoryReader::new(pool);
     wait_for("every tick projected", Duration::from_secs(60), || async {
         (reader.last_seq().await.ok()? == total).then_some(())
@@ -58,12 +76,24 @@ async fn killed_projection_resumes_exactly_once() {
         let id = id(inst);
         let (rows, tick_volume) = reader.tick_totals(&id).await.unwrap();
         assert_eq!(rows, N_PER_INSTRUMENT as i64, "{inst}: one row per tick");
-        let want_volume: f64 = (0..N_PER_INSTRUMENT).map(|i| ((i * 7 + k) % 13) as f64 * 0.125).sum();
+        let want_volume: f64 = (0..N_PER_INSTRUMENT)
+            .map(|i| ((i * 7 + k) % 13) as f64 * 0.125)
+            .sum();
         assert_eq!(tick_volume, want_volume, "{inst}: tick volume");
         let (candles, candle_volume, candle_ticks) = reader.candle_totals(&id).await.unwrap();
-        assert_eq!(candle_ticks, N_PER_INSTRUMENT as i64, "{inst}: every tick counted once in candles");
-        assert!((candle_volume - want_volume).abs() < 1e-6, "{inst}: candle volume {candle_volume} vs {want_volume}");
-        assert_eq!(candles, (N_PER_INSTRUMENT as i64 * 250 + 59_999) / 60_000, "{inst}: candle rows");
+        assert_eq!(
+            candle_ticks, N_PER_INSTRUMENT as i64,
+            "{inst}: every tick counted once in candles"
+        );
+        assert!(
+            (candle_volume - want_volume).abs() < 1e-6,
+            "{inst}: candle volume {candle_volume} vs {want_volume}"
+        );
+        assert_eq!(
+            candles,
+            (N_PER_INSTRUMENT as i64 * 250 + 59_999) / 60_000,
+            "{inst}: candle rows"
+        );
     }
     // The latest model resumed as well and holds the newest tick of each instrument.
     let latest = second.app_state.is_none();
@@ -74,11 +104,21 @@ async fn killed_projection_resumes_exactly_once() {
         (lr.last_seq().await.ok()? == total).then_some(())
     })
     .await;
-    let got = lr.get_many(&ids.iter().map(|s| id(s)).collect::<Vec<_>>()).await.unwrap();
+    let got = lr
+        .get_many(&ids.iter().map(|s| id(s)).collect::<Vec<_>>())
+        .await
+        .unwrap();
     for (q, inst) in got.iter().zip(ids) {
         let q = q.as_ref().expect("quote");
-        let last = ticks.iter().filter(|t| t.instrument.as_str() == inst).last().unwrap();
-        assert_eq!((q.price, q.ts, q.volume), (last.price, last.ts, last.volume), "{inst}");
+        let last = ticks
+            .iter()
+            .rfind(|t| t.instrument.as_str() == inst)
+            .unwrap();
+        assert_eq!(
+            (q.price, q.ts, q.volume),
+            (last.price, last.ts, last.volume),
+            "{inst}"
+        );
     }
     drop(publisher);
 }
@@ -89,17 +129,39 @@ async fn garbage_on_the_bus_is_counted_and_skipped() {
     let xrp = "crypto.upbit.KRW-XRP";
     let subject = app.ns().tick_subject(&id(xrp));
     let mut ws = ws_connect(&app).await;
-    ws_send(&mut ws, serde_json::json!({"op": "subscribe", "ids": [xrp]})).await;
-    assert_eq!(ws_next(&mut ws, Duration::from_secs(10)).await.unwrap()["type"], "snapshot");
+    ws_send(
+        &mut ws,
+        serde_json::json!({"op": "subscribe", "ids": [xrp]}),
+    )
+    .await;
+    assert_eq!(
+        ws_next(&mut ws, Duration::from_secs(10)).await.unwrap()["type"],
+        "snapshot"
+    );
 
     let now = sise_bus::now_ms();
-    app.bus.publish_tick(&tick(xrp, now - 2_000, 3_100.0, 10.0, 1)).await.unwrap();
-    for (i, junk) in [&b"\xc1not msgpack"[..], b"", b"{\"json\":true}"].iter().enumerate() {
+    app.bus
+        .publish_tick(&tick(xrp, now - 2_000, 3_100.0, 10.0, 1))
+        .await
+        .unwrap();
+    for (i, junk) in [&b"\xc1not msgpack"[..], b"", b"{\"json\":true}"]
+        .iter()
+        .enumerate()
+    {
         let mut h = HeaderMap::new();
         h.insert(NATS_MESSAGE_ID, format!("junk-{i}").as_str());
-        app.bus.js.publish_with_headers(subject.clone(), h, bytes::Bytes::copy_from_slice(junk)).await.unwrap().await.unwrap();
+        app.bus
+            .js
+            .publish_with_headers(subject.clone(), h, bytes::Bytes::copy_from_slice(junk))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
-    app.bus.publish_tick(&tick(xrp, now - 1_000, 3_125.0, 5.0, 2)).await.unwrap();
+    app.bus
+        .publish_tick(&tick(xrp, now - 1_000, 3_125.0, 5.0, 2))
+        .await
+        .unwrap();
 
     // Both projections and the hub skip the junk and keep going.
     let m = app.metrics.clone();
@@ -114,7 +176,12 @@ async fn garbage_on_the_bus_is_counted_and_skipped() {
     .await;
     assert_eq!(body["quotes"][0]["volume"], 5.0);
     let (_, c) = app.get(&format!("/api/v1/candles/{xrp}?interval=1m")).await;
-    let v: f64 = c["candles"].as_array().unwrap().iter().map(|c| c["v"].as_f64().unwrap()).sum();
+    let v: f64 = c["candles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["v"].as_f64().unwrap())
+        .sum();
     assert_eq!(v, 15.0);
     let mut last = None;
     while let Some(frame) = ws_next(&mut ws, Duration::from_secs(3)).await {
@@ -125,7 +192,19 @@ async fn garbage_on_the_bus_is_counted_and_skipped() {
             break;
         }
     }
-    assert_eq!(last, Some(3_125.0), "the socket keeps delivering after the junk");
-    let text = reqwest::get(format!("{}/metrics", app.base)).await.unwrap().text().await.unwrap();
-    assert!(text.contains("sise_hub_decode_errors_total 3"), "hub counted the junk");
+    assert_eq!(
+        last,
+        Some(3_125.0),
+        "the socket keeps delivering after the junk"
+    );
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("sise_hub_decode_errors_total 3"),
+        "hub counted the junk"
+    );
 }

@@ -79,7 +79,10 @@ mod tests {
         let back: Tick = decode(&encode(&t).unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.seq, u64::MAX - 7);
-        assert_eq!(t.msg_id(), "sim:crypto.upbit.KRW-BTC:1773293415000:18446744073709551608");
+        assert_eq!(
+            t.msg_id(),
+            "sim:crypto.upbit.KRW-BTC:1773293415000:18446744073709551608"
+        );
     }
 
     #[test]
@@ -113,7 +116,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bytes in [&b""[..], b"\xff\xff", b"hello", &[0x81, 0xa1, b'v', 0x01][..]] {
+        for bytes in [
+            &b""[..],
+            b"\xff\xff",
+            b"hello",
+            &[0x81, 0xa1, b'v', 0x01][..],
+        ] {
             assert!(decode::<Tick>(bytes).is_err());
         }
         // A status is not a tick.

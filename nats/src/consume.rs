@@ -75,11 +75,17 @@ pub struct ConsumerMetrics {
 impl ConsumerMetrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let events = IntCounterVec::new(
-            Opts::new("sise_projected_events_total", "Events applied by a projection"),
+            Opts::new(
+                "sise_projected_events_total",
+                "Events applied by a projection",
+            ),
             &["projection"],
         )?;
         let ticks = IntCounterVec::new(
-            Opts::new("sise_ticks_projected_total", "Ticks applied by a projection"),
+            Opts::new(
+                "sise_ticks_projected_total",
+                "Ticks applied by a projection",
+            ),
             &["projection"],
         )?;
         let decode_errors = IntCounterVec::new(
@@ -97,7 +103,10 @@ impl ConsumerMetrics {
             &["projection"],
         )?;
         let last_seq = IntGaugeVec::new(
-            Opts::new("sise_projection_last_seq", "Last stream sequence a projection committed"),
+            Opts::new(
+                "sise_projection_last_seq",
+                "Last stream sequence a projection committed",
+            ),
             &["projection"],
         )?;
         registry.register(Box::new(events.clone()))?;
@@ -303,8 +312,5 @@ async fn recreate_consumer(
         deliver_policy,
         ..Default::default()
     };
-    stream
-        .create_consumer(config)
-        .await
-        .map_err(BusError::nats)
+    stream.create_consumer(config).await.map_err(BusError::nats)
 }

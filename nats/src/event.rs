@@ -43,7 +43,10 @@ impl Tick {
     /// The `Nats-Msg-Id`: source + instrument + exchange time + sequence, so a retried publish
     /// of the same observation is dropped by the stream's duplicate window.
     pub fn msg_id(&self) -> String {
-        format!("{}:{}:{}:{}", self.source, self.instrument, self.ts, self.seq)
+        format!(
+            "{}:{}:{}:{}",
+            self.source, self.instrument, self.ts, self.seq
+        )
     }
 
     /// Reject values no market produces (a garbage event must not reach a read model).
@@ -51,16 +54,28 @@ impl Tick {
         let finite = |x: f64| x.is_finite();
         let opt = |x: Option<f64>| x.is_none_or(finite);
         if !finite(self.price) || self.price < 0.0 {
-            return Err(BusError::Decode(format!("tick price {} is not a price", self.price)));
+            return Err(BusError::Decode(format!(
+                "tick price {} is not a price",
+                self.price
+            )));
         }
         if !finite(self.volume) || self.volume < 0.0 {
-            return Err(BusError::Decode(format!("tick volume {} is not a volume", self.volume)));
+            return Err(BusError::Decode(format!(
+                "tick volume {} is not a volume",
+                self.volume
+            )));
         }
-        if !(opt(self.prev_close) && opt(self.change) && opt(self.change_rate) && opt(self.day_volume)) {
+        if !(opt(self.prev_close)
+            && opt(self.change)
+            && opt(self.change_rate)
+            && opt(self.day_volume))
+        {
             return Err(BusError::Decode("tick has a non-finite field".into()));
         }
         if self.ts <= 0 || self.ingest_ts <= 0 {
-            return Err(BusError::Decode("tick time must be positive epoch ms".into()));
+            return Err(BusError::Decode(
+                "tick time must be positive epoch ms".into(),
+            ));
         }
         Ok(())
     }

@@ -53,7 +53,13 @@ impl FromStr for Class {
         Class::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| invalid("instrument class", s, "expected stock, index, crypto, metal, fx or derived"))
+            .ok_or_else(|| {
+                invalid(
+                    "instrument class",
+                    s,
+                    "expected stock, index, crypto, metal, fx or derived",
+                )
+            })
     }
 }
 
@@ -90,16 +96,30 @@ impl InstrumentId {
         let (Some(class), Some(venue), Some(symbol), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(invalid("instrument id", s, "expected <class>.<venue>.<symbol>"));
+            return Err(invalid(
+                "instrument id",
+                s,
+                "expected <class>.<venue>.<symbol>",
+            ));
         };
-        let class: Class = class
-            .parse()
-            .map_err(|_| invalid("instrument id", s, "unknown class (stock, index, crypto, metal, fx, derived)"))?;
+        let class: Class = class.parse().map_err(|_| {
+            invalid(
+                "instrument id",
+                s,
+                "unknown class (stock, index, crypto, metal, fx, derived)",
+            )
+        })?;
         let venue_ok = !venue.is_empty()
             && venue.len() <= 16
-            && venue.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && venue
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !venue_ok {
-            return Err(invalid("instrument id", s, "venue must be 1-16 of [a-z0-9]"));
+            return Err(invalid(
+                "instrument id",
+                s,
+                "venue must be 1-16 of [a-z0-9]",
+            ));
         }
         let symbol_ok = !symbol.is_empty()
             && symbol.len() <= 32
@@ -107,7 +127,11 @@ impl InstrumentId {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !symbol_ok {
-            return Err(invalid("instrument id", s, "symbol must be 1-32 of [A-Za-z0-9_-]"));
+            return Err(invalid(
+                "instrument id",
+                s,
+                "symbol must be 1-32 of [A-Za-z0-9_-]",
+            ));
         }
         let venue_at = (class.as_str().len() + 1) as u8;
         let symbol_at = venue_at + venue.len() as u8 + 1;
@@ -174,8 +198,7 @@ impl SourceName {
         let ok = !s.is_empty()
             && s.len() <= 16
             && s.as_bytes()[0].is_ascii_lowercase()
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
             Ok(SourceName(Arc::from(s)))
@@ -251,7 +274,10 @@ mod tests {
             "stock.krx.",
             "stock.krx.가나다",
         ] {
-            assert!(InstrumentId::parse(bad).is_err(), "{bad:?} must be rejected");
+            assert!(
+                InstrumentId::parse(bad).is_err(),
+                "{bad:?} must be rejected"
+            );
         }
         let long = format!("stock.krx.{}", "A".repeat(40));
         assert!(InstrumentId::parse(&long).is_err());

@@ -49,8 +49,7 @@ impl Namespace {
         let ok = !b.is_empty()
             && b.len() <= 31
             && b[0].is_ascii_lowercase()
-            && b
-                .iter()
+            && b.iter()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
         if ok {
             Ok(Namespace(s.to_owned()))
@@ -91,7 +90,9 @@ impl Namespace {
 
     /// The instrument id at the tail of a tick subject, if the subject is one of ours.
     pub fn instrument_of_subject(&self, subject: &str) -> Option<InstrumentId> {
-        let rest = subject.strip_prefix(self.0.as_str())?.strip_prefix(".tick.")?;
+        let rest = subject
+            .strip_prefix(self.0.as_str())?
+            .strip_prefix(".tick.")?;
         InstrumentId::parse(rest).ok()
     }
 
@@ -170,8 +171,14 @@ mod tests {
         let ns = Namespace::parse("sise").unwrap();
         let id = InstrumentId::parse("stock.krx.068270").unwrap();
         assert_eq!(ns.tick_subject(&id), "sise.tick.stock.krx.068270");
-        assert_eq!(ns.instrument_of_subject("sise.tick.stock.krx.068270"), Some(id));
-        assert_eq!(ns.instrument_of_subject("other.tick.stock.krx.068270"), None);
+        assert_eq!(
+            ns.instrument_of_subject("sise.tick.stock.krx.068270"),
+            Some(id)
+        );
+        assert_eq!(
+            ns.instrument_of_subject("other.tick.stock.krx.068270"),
+            None
+        );
         assert_eq!(ns.instrument_of_subject("sise.news.stock.krx.068270"), None);
         assert_eq!(ns.stream(StreamKind::Ticks), "sise_TICKS");
         assert_eq!(ns.all_subjects(StreamKind::Status), "sise.status.>");

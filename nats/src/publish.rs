@@ -105,8 +105,12 @@ impl Bus {
         for tick in ticks {
             let payload = Bytes::from(encode(tick)?);
             acks.push(
-                self.send(self.ns.tick_subject(&tick.instrument), &tick.msg_id(), payload)
-                    .await?,
+                self.send(
+                    self.ns.tick_subject(&tick.instrument),
+                    &tick.msg_id(),
+                    payload,
+                )
+                .await?,
             );
         }
         let mut stored = Vec::with_capacity(acks.len());
@@ -126,8 +130,12 @@ impl Bus {
     }
 
     pub async fn publish_status(&self, status: &SourceStatus) -> Result<Stored, BusError> {
-        self.publish_event(self.ns.status_subject(&status.source), &status.msg_id(), status)
-            .await
+        self.publish_event(
+            self.ns.status_subject(&status.source),
+            &status.msg_id(),
+            status,
+        )
+        .await
     }
 
     /// The newest tick stored for an instrument, if any (direct get by subject).

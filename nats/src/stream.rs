@@ -25,8 +25,8 @@ pub fn definition(
         StreamKind::Status => STATUS,
     };
     let json = template.replace("{ns}", ns.as_str());
-    let mut config: stream::Config =
-        serde_json::from_str(&json).map_err(|e| BusError::Nats(format!("stream definition: {e}")))?;
+    let mut config: stream::Config = serde_json::from_str(&json)
+        .map_err(|e| BusError::Nats(format!("stream definition: {e}")))?;
     if kind == StreamKind::Ticks {
         config.max_age = ticks_max_age;
     }
@@ -43,7 +43,12 @@ pub async fn ensure_streams(
         let want = definition(ns, kind, ticks_max_age)?;
         match js.get_stream(&want.name).await {
             Ok(mut existing) => {
-                let have = existing.info().await.map_err(BusError::nats)?.config.clone();
+                let have = existing
+                    .info()
+                    .await
+                    .map_err(BusError::nats)?
+                    .config
+                    .clone();
                 if have.max_age != want.max_age
                     || have.subjects != want.subjects
                     || have.duplicate_window != want.duplicate_window
@@ -54,7 +59,9 @@ pub async fn ensure_streams(
             }
             Err(_) => {
                 tracing::info!(stream = %want.name, "creating stream");
-                js.create_stream(want.clone()).await.map_err(BusError::nats)?;
+                js.create_stream(want.clone())
+                    .await
+                    .map_err(BusError::nats)?;
             }
         }
     }

@@ -70,7 +70,8 @@ impl Registry {
     /// Parse and check a registry: ids unique, class and venue matching the id, markets known,
     /// time zones valid, simulation parameters sane.
     pub fn from_toml(text: &str) -> Result<Self, PipelineError> {
-        let file: File = toml::from_str(text).map_err(|e| PipelineError::Registry(e.to_string()))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| PipelineError::Registry(e.to_string()))?;
         for (key, market) in &file.markets {
             market
                 .timezone
@@ -173,7 +174,9 @@ mod tests {
             assert!(ids.contains(&want), "{want} missing");
         }
         assert_eq!(ids.len(), 20);
-        let celltrion = r.get(&InstrumentId::parse("stock.krx.068270").unwrap()).unwrap();
+        let celltrion = r
+            .get(&InstrumentId::parse("stock.krx.068270").unwrap())
+            .unwrap();
         assert_eq!(celltrion.name_ko, "셀트리온");
         assert_eq!(celltrion.currency, "KRW");
         assert_eq!(celltrion.decimals, 0);

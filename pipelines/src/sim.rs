@@ -40,7 +40,11 @@ impl Sim {
     pub fn new(seed: u64, speed: f64) -> Self {
         Sim {
             seed,
-            speed: if speed.is_finite() && speed > 0.0 { speed } else { 1.0 },
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
         }
     }
 }
@@ -240,14 +244,24 @@ async fn run(sim: Sim, ctx: SourceContext) -> Result<(), PipelineError> {
             match ctx.bus.last_tick(&inst.id).await {
                 Ok(Some(last)) if last.source == name => walk.resume_from(&last),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(instrument = %inst.id, error = %e, "could not read the last tick; starting fresh"),
+                Err(e) => {
+                    tracing::warn!(instrument = %inst.id, error = %e, "could not read the last tick; starting fresh")
+                }
             }
             walks.push(walk);
         }
     }
-    tracing::info!(instruments = walks.len(), seed = sim.seed, "simulated market (모의) starting");
-    ctx.status(&name, SourceState::Up, "simulated market (모의): random walk, not a live price")
-        .await;
+    tracing::info!(
+        instruments = walks.len(),
+        seed = sim.seed,
+        "simulated market (모의) starting"
+    );
+    ctx.status(
+        &name,
+        SourceState::Up,
+        "simulated market (모의): random walk, not a live price",
+    )
+    .await;
 
     // Jitter of the schedule comes from its own seeded stream.
     let mut jitter = ChaCha8Rng::seed_from_u64(sim.seed.rotate_left(17));
@@ -279,18 +293,30 @@ async fn run(sim: Sim, ctx: SourceContext) -> Result<(), PipelineError> {
         match ctx.bus.publish_ticks(&batch).await {
             Ok(stored) => {
                 let fresh = stored.iter().filter(|s| !s.duplicate).count();
-                ctx.metrics.ticks.with_label_values(&["sim"]).inc_by(fresh as u64);
+                ctx.metrics
+                    .ticks
+                    .with_label_values(&["sim"])
+                    .inc_by(fresh as u64);
                 if failing {
                     failing = false;
-                    ctx.status(&name, SourceState::Up, "simulated market (모의): publishing again").await;
+                    ctx.status(
+                        &name,
+                        SourceState::Up,
+                        "simulated market (모의): publishing again",
+                    )
+                    .await;
                 }
             }
             Err(e) => {
-                ctx.metrics.errors.with_label_values(&["sim", "publish"]).inc();
+                ctx.metrics
+                    .errors
+                    .with_label_values(&["sim", "publish"])
+                    .inc();
                 tracing::warn!(error = %e, "sim publish failed; ticks of this round dropped, the walk goes on");
                 if !failing {
                     failing = true;
-                    ctx.status(&name, SourceState::Degraded, "cannot publish to the log").await;
+                    ctx.status(&name, SourceState::Degraded, "cannot publish to the log")
+                        .await;
                 }
             }
         }
@@ -321,7 +347,11 @@ mod tests {
         let mut differs = false;
         for k in 1..200 {
             for ((x, y), z) in a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()) {
-                let (tx, ty, tz) = (x.step(t0 + k * 250), y.step(t0 + k * 250), z.step(t0 + k * 250));
+                let (tx, ty, tz) = (
+                    x.step(t0 + k * 250),
+                    y.step(t0 + k * 250),
+                    z.step(t0 + k * 250),
+                );
                 assert_eq!((tx.price, tx.volume), (ty.price, ty.volume));
                 differs |= tx.price != tz.price;
             }
@@ -340,9 +370,17 @@ mod tests {
                 let t = w.step(t0 + k * 1000);
                 let tick = tick_size(&w.inst, t.price);
                 let units = t.price / tick;
-                assert!((units - units.round()).abs() < 1e-6, "{} off tick: {}", w.inst.id, t.price);
+                assert!(
+                    (units - units.round()).abs() < 1e-6,
+                    "{} off tick: {}",
+                    w.inst.id,
+                    t.price
+                );
                 assert!(t.price > 0.0);
-                assert_eq!(t.change.unwrap(), ((t.price - t.prev_close.unwrap()) * 1e4).round() / 1e4);
+                assert_eq!(
+                    t.change.unwrap(),
+                    ((t.price - t.prev_close.unwrap()) * 1e4).round() / 1e4
+                );
                 assert!(t.seq == k as u64);
                 if t.price != last {
                     moved += 1;
@@ -351,7 +389,12 @@ mod tests {
             }
             // Lively (the price changes most seconds) yet bounded (within ±25 % over an hour).
             assert!(moved > 1800, "{} moved only {moved} times", w.inst.id);
-            assert!((w.price / start - 1.0).abs() < 0.25, "{} wandered to {}", w.inst.id, w.price);
+            assert!(
+                (w.price / start - 1.0).abs() < 0.25,
+                "{} wandered to {}",
+                w.inst.id,
+                w.price
+            );
         }
     }
 

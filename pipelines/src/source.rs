@@ -62,7 +62,10 @@ pub struct IngestMetrics {
 impl IngestMetrics {
     pub fn new(registry: &Prom) -> Result<Self, prometheus::Error> {
         let ticks = IntCounterVec::new(
-            Opts::new("sise_ticks_ingested_total", "Ticks published to the log by a source"),
+            Opts::new(
+                "sise_ticks_ingested_total",
+                "Ticks published to the log by a source",
+            ),
             &["source"],
         )?;
         let errors = IntCounterVec::new(
@@ -70,7 +73,10 @@ impl IngestMetrics {
             &["source", "kind"],
         )?;
         let state = IntGaugeVec::new(
-            Opts::new("sise_source_state", "Source state: 2 up, 1 degraded, 0 down"),
+            Opts::new(
+                "sise_source_state",
+                "Source state: 2 up, 1 degraded, 0 down",
+            ),
             &["source"],
         )?;
         registry.register(Box::new(ticks.clone()))?;
@@ -110,7 +116,10 @@ pub fn build_sources(
     let mut out: Vec<Box<dyn Source>> = Vec::new();
     for name in names {
         match name.as_str() {
-            "sim" => out.push(Box::new(crate::sim::Sim::new(settings.sim_seed, settings.sim_speed))),
+            "sim" => out.push(Box::new(crate::sim::Sim::new(
+                settings.sim_seed,
+                settings.sim_speed,
+            ))),
             "upbit" | "kis" | "kiwoom" | "gold" | "exim" | "news" => {
                 return Err(PipelineError::Config {
                     source_name: name.to_string(),
@@ -120,7 +129,8 @@ pub fn build_sources(
             other => {
                 return Err(PipelineError::Config {
                     source_name: other.to_string(),
-                    message: "unknown source (known: sim, upbit, kis, kiwoom, gold, exim, news)".into(),
+                    message: "unknown source (known: sim, upbit, kis, kiwoom, gold, exim, news)"
+                        .into(),
                 })
             }
         }

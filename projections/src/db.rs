@@ -13,14 +13,21 @@ use crate::ProjectionError;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Connect to PostgreSQL for namespace `ns`, create its schema and apply the migrations.
-pub async fn connect(url: &str, ns: &Namespace, max_connections: u32) -> Result<PgPool, ProjectionError> {
+pub async fn connect(
+    url: &str,
+    ns: &Namespace,
+    max_connections: u32,
+) -> Result<PgPool, ProjectionError> {
     let base: PgConnectOptions = url.parse()?;
     let base = base.log_statements(tracing::log::LevelFilter::Debug);
     {
         let mut conn = sqlx::PgConnection::connect_with(&base).await?;
         // The namespace grammar ([a-z][a-z0-9_]*) makes it a safe identifier.
         let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", ns.pg_schema());
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
             // Two processes creating the schema at once: one wins, the other sees a duplicate.
             let duplicate = e
                 .as_database_error()
@@ -46,19 +53,23 @@ pub async fn connect(url: &str, ns: &Namespace, max_connections: u32) -> Result<
 pub async fn drop_schema(url: &str, ns: &Namespace) -> Result<(), ProjectionError> {
     let base: PgConnectOptions = url.parse()?;
     let mut conn = sqlx::PgConnection::connect_with(&base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", ns.pg_schema())))
-        .execute(&mut conn)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        ns.pg_schema()
+    )))
+    .execute(&mut conn)
+    .await?;
     conn.close().await?;
     Ok(())
 }
 
 /// The last sequence a PostgreSQL projection committed.
 pub async fn last_seq(pool: &PgPool, projection: &str) -> Result<u64, ProjectionError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM projection_offsets WHERE name = $1")
-        .bind(projection)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_seq FROM projection_offsets WHERE name = $1")
+            .bind(projection)
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(|r| r.0.max(0) as u64).unwrap_or(0))
 }
 

@@ -128,7 +128,10 @@ impl Handler for HistoryWriter {
         Ok(db::last_seq(&self.pool, NAME).await?)
     }
 
-    async fn apply(&mut self, batch: &[Delivered<Tick>]) -> Result<(), sise_bus::consume::BoxError> {
+    async fn apply(
+        &mut self,
+        batch: &[Delivered<Tick>],
+    ) -> Result<(), sise_bus::consume::BoxError> {
         Ok(self.apply_batch(batch).await?)
     }
 }
@@ -181,7 +184,10 @@ impl Interval {
 impl FromStr for Interval {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Interval::ALL.into_iter().find(|i| i.as_str() == s).ok_or(())
+        Interval::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -251,7 +257,11 @@ impl HistoryReader {
         } else {
             let bucket = |x: &str| match q.interval {
                 Interval::D1 | Interval::W1 => {
-                    let unit = if q.interval == Interval::D1 { "day" } else { "week" };
+                    let unit = if q.interval == Interval::D1 {
+                        "day"
+                    } else {
+                        "week"
+                    };
                     format!(
                         "(extract(epoch FROM date_trunc('{unit}', to_timestamp({x} / 1000.0) AT TIME ZONE $5) AT TIME ZONE $5) * 1000)::bigint"
                     )
@@ -298,7 +308,10 @@ impl HistoryReader {
     }
 
     /// (rows, sum of tick volume) of an instrument's ticks (diagnostics and tests).
-    pub async fn tick_totals(&self, instrument: &InstrumentId) -> Result<(i64, f64), ProjectionError> {
+    pub async fn tick_totals(
+        &self,
+        instrument: &InstrumentId,
+    ) -> Result<(i64, f64), ProjectionError> {
         let (n, v): (i64, Option<f64>) =
             sqlx::query_as("SELECT count(*), sum(volume) FROM ticks WHERE instrument = $1")
                 .bind(instrument.as_str())
@@ -308,7 +321,10 @@ impl HistoryReader {
     }
 
     /// (candle rows, sum of candle volume, sum of candle tick counts) of an instrument.
-    pub async fn candle_totals(&self, instrument: &InstrumentId) -> Result<(i64, f64, i64), ProjectionError> {
+    pub async fn candle_totals(
+        &self,
+        instrument: &InstrumentId,
+    ) -> Result<(i64, f64, i64), ProjectionError> {
         let (rows, v, n): (i64, Option<f64>, Option<i64>) = sqlx::query_as(
             "SELECT count(*), sum(v), sum(n)::bigint FROM candles_1m WHERE instrument = $1",
         )

@@ -129,7 +129,10 @@ impl Handler for LatestWriter {
         Ok(v.unwrap_or(0))
     }
 
-    async fn apply(&mut self, batch: &[Delivered<Tick>]) -> Result<(), sise_bus::consume::BoxError> {
+    async fn apply(
+        &mut self,
+        batch: &[Delivered<Tick>],
+    ) -> Result<(), sise_bus::consume::BoxError> {
         self.apply_batch(batch).await?;
         Ok(())
     }
@@ -149,7 +152,10 @@ impl LatestReader {
 
     /// The stored quotes of `ids`, in order; `None` where an id has no price yet. A stored value
     /// that does not parse is logged and treated as absent (never a placeholder).
-    pub async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Option<LatestQuote>>, ProjectionError> {
+    pub async fn get_many(
+        &self,
+        ids: &[InstrumentId],
+    ) -> Result<Vec<Option<LatestQuote>>, ProjectionError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -185,7 +191,10 @@ impl LatestReader {
 }
 
 /// Delete every Redis key of a namespace (tests and rebuilds).
-pub async fn delete_namespace(redis: &mut ConnectionManager, ns: &Namespace) -> Result<(), ProjectionError> {
+pub async fn delete_namespace(
+    redis: &mut ConnectionManager,
+    ns: &Namespace,
+) -> Result<(), ProjectionError> {
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")

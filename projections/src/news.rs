@@ -28,7 +28,10 @@ impl Handler for NewsWriter {
         Ok(db::last_seq(&self.pool, NAME).await?)
     }
 
-    async fn apply(&mut self, batch: &[Delivered<News>]) -> Result<(), sise_bus::consume::BoxError> {
+    async fn apply(
+        &mut self,
+        batch: &[Delivered<News>],
+    ) -> Result<(), sise_bus::consume::BoxError> {
         let Some(last) = batch.iter().map(|d| d.seq).max() else {
             return Ok(());
         };

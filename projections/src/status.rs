@@ -80,7 +80,10 @@ impl Handler for StatusWriter {
         Ok(v.unwrap_or(0))
     }
 
-    async fn apply(&mut self, batch: &[Delivered<SourceStatus>]) -> Result<(), sise_bus::consume::BoxError> {
+    async fn apply(
+        &mut self,
+        batch: &[Delivered<SourceStatus>],
+    ) -> Result<(), sise_bus::consume::BoxError> {
         let Some(last) = batch.iter().map(|d| d.seq).max() else {
             return Ok(());
         };
@@ -111,9 +114,13 @@ struct StoredOwned {
 }
 
 /// Every known source: its last state and the time of its newest tick, sorted by name.
-pub async fn sources(redis: &ConnectionManager, ns: &Namespace) -> Result<Vec<SourceView>, ProjectionError> {
+pub async fn sources(
+    redis: &ConnectionManager,
+    ns: &Namespace,
+) -> Result<Vec<SourceView>, ProjectionError> {
     let mut conn = redis.clone();
-    let (states, last): (Vec<(String, String)>, Vec<(String, i64)>) = redis::pipe()
+    type Pairs<V> = Vec<(String, V)>;
+    let (states, last): (Pairs<String>, Pairs<i64>) = redis::pipe()
         .cmd("HGETALL")
         .arg(ns.redis_sources())
         .cmd("HGETALL")
@@ -123,20 +130,22 @@ pub async fn sources(redis: &ConnectionManager, ns: &Namespace) -> Result<Vec<So
     let last: std::collections::HashMap<String, i64> = last.into_iter().collect();
     let mut out: Vec<SourceView> = states
         .into_iter()
-        .filter_map(|(source, raw)| match serde_json::from_str::<StoredOwned>(&raw) {
-            Ok(s) => Some(SourceView {
-                last_event_ts: last.get(&source).copied(),
-                source,
-                state: s.state,
-                detail: s.detail.filter(|d| !d.is_empty()),
-                last_error: s.last_error.filter(|d| !d.is_empty()),
-                ts: s.ts,
-            }),
-            Err(e) => {
-                tracing::warn!(source, error = %e, "unreadable source status");
-                None
-            }
-        })
+        .filter_map(
+            |(source, raw)| match serde_json::from_str::<StoredOwned>(&raw) {
+                Ok(s) => Some(SourceView {
+                    last_event_ts: last.get(&source).copied(),
+                    source,
+                    state: s.state,
+                    detail: s.detail.filter(|d| !d.is_empty()),
+                    last_error: s.last_error.filter(|d| !d.is_empty()),
+                    ts: s.ts,
+                }),
+                Err(e) => {
+                    tracing::warn!(source, error = %e, "unreadable source status");
+                    None
+                }
+            },
+        )
         .collect();
     out.sort_by(|a, b| a.source.cmp(&b.source));
     Ok(out)

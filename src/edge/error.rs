@@ -30,7 +30,11 @@ impl ApiError {
     /// An internal failure: logged with its cause, answered with a bland 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
     /// A dependency (Redis, PostgreSQL, NATS) is unreachable: 503, cause logged.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
@@ -54,7 +58,9 @@ impl From<sise_projections::ProjectionError> for ApiError {
     fn from(e: sise_projections::ProjectionError) -> Self {
         use sise_projections::ProjectionError as P;
         match e {
-            P::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) | P::Redis(_) => ApiError::unavailable(e),
+            P::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) | P::Redis(_) => {
+                ApiError::unavailable(e)
+            }
             other => ApiError::internal(other),
         }
     }

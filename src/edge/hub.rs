@@ -48,7 +48,11 @@ impl SharedTick {
             quote: &'a QuoteView<'a>,
         }
         let quote = serde_json::to_string(view).unwrap_or_else(|_| "{}".into());
-        let frame = serde_json::to_string(&Frame { kind: "tick", quote: view }).unwrap_or_else(|_| "{}".into());
+        let frame = serde_json::to_string(&Frame {
+            kind: "tick",
+            quote: view,
+        })
+        .unwrap_or_else(|_| "{}".into());
         SharedTick {
             id,
             ts: view.ts,
@@ -125,7 +129,11 @@ impl ClientQueue {
 
     /// Queue a subscribe's snapshot and release the hold. Pending ticks older than the
     /// snapshot's quote for the same instrument are dropped, so a client never goes back in time.
-    pub fn release_with_snapshot(&self, frame: Utf8Bytes, snapshot_ts: &HashMap<InstrumentId, i64>) {
+    pub fn release_with_snapshot(
+        &self,
+        frame: Utf8Bytes,
+        snapshot_ts: &HashMap<InstrumentId, i64>,
+    ) {
         {
             let mut p = self.lock();
             p.ticks
@@ -185,7 +193,10 @@ impl HubMetrics {
             "Ticks replaced by a newer one before a slow client got them",
         )?;
         let disconnects = IntCounterVec::new(
-            Opts::new("sise_ws_disconnects_total", "WebSocket clients closed by the server, by reason"),
+            Opts::new(
+                "sise_ws_disconnects_total",
+                "WebSocket clients closed by the server, by reason",
+            ),
             &["reason"],
         )?;
         let decode_errors = IntCounter::new(
@@ -255,7 +266,9 @@ impl Hub {
     pub fn subscribe(&self, client: u64, queue: &Arc<ClientQueue>, ids: &[InstrumentId]) {
         if let Ok(mut subs) = self.subs.write() {
             for id in ids {
-                subs.entry(id.clone()).or_default().insert(client, queue.clone());
+                subs.entry(id.clone())
+                    .or_default()
+                    .insert(client, queue.clone());
             }
         }
     }
@@ -366,12 +379,28 @@ impl Hub {
     }
 
     /// Feed the hub from NATS (core subscriptions: the live edge of the log) until cancelled.
-    pub async fn run(self: Arc<Self>, bus: Bus, cancel: CancellationToken) -> Result<(), sise_bus::BusError> {
+    pub async fn run(
+        self: Arc<Self>,
+        bus: Bus,
+        cancel: CancellationToken,
+    ) -> Result<(), sise_bus::BusError> {
         let ns = &bus.ns;
         let nats = |e: async_nats::SubscribeError| sise_bus::BusError::Nats(e.to_string());
-        let mut ticks = bus.client.subscribe(ns.all_subjects(StreamKind::Ticks)).await.map_err(nats)?;
-        let mut status = bus.client.subscribe(ns.all_subjects(StreamKind::Status)).await.map_err(nats)?;
-        let mut news = bus.client.subscribe(ns.all_subjects(StreamKind::News)).await.map_err(nats)?;
+        let mut ticks = bus
+            .client
+            .subscribe(ns.all_subjects(StreamKind::Ticks))
+            .await
+            .map_err(nats)?;
+        let mut status = bus
+            .client
+            .subscribe(ns.all_subjects(StreamKind::Status))
+            .await
+            .map_err(nats)?;
+        let mut news = bus
+            .client
+            .subscribe(ns.all_subjects(StreamKind::News))
+            .await
+            .map_err(nats)?;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,

@@ -30,7 +30,11 @@ fn hash(secret: &str) -> String {
 
 /// Constant-time comparison of two hex digests.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn layout_of(body: &Bytes) -> Result<Value, ApiError> {
@@ -46,9 +50,15 @@ fn layout_of(body: &Bytes) -> Result<Value, ApiError> {
     match v {
         Value::Object(mut m) => match m.remove("layout") {
             Some(l @ Value::Object(_)) => Ok(l),
-            _ => Err(ApiError::bad_request("bad_layout", "body must be {\"layout\": {…}}")),
+            _ => Err(ApiError::bad_request(
+                "bad_layout",
+                "body must be {\"layout\": {…}}",
+            )),
         },
-        _ => Err(ApiError::bad_request("bad_layout", "body must be {\"layout\": {…}}")),
+        _ => Err(ApiError::bad_request(
+            "bad_layout",
+            "body must be {\"layout\": {…}}",
+        )),
     }
 }
 
@@ -60,7 +70,10 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn create(State(app): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let layout = layout_of(&body)?;
     let id = random_token(8);
     let secret = random_token(24);
@@ -79,7 +92,10 @@ pub async fn create(State(app): State<AppState>, body: Bytes) -> Result<(StatusC
     ))
 }
 
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     check_id(&id)?;
     let row: Option<(Value, i64)> = sqlx::query_as(
         "SELECT layout, (extract(epoch FROM updated_at) * 1000)::bigint FROM layouts WHERE id = $1",
@@ -87,8 +103,11 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     .bind(&id)
     .fetch_optional(&app.pg)
     .await?;
-    let (layout, updated) = row.ok_or_else(|| ApiError::not_found("unknown_layout", "no such layout"))?;
-    Ok(Json(json!({ "id": id, "layout": layout, "updated": updated })))
+    let (layout, updated) =
+        row.ok_or_else(|| ApiError::not_found("unknown_layout", "no such layout"))?;
+    Ok(Json(
+        json!({ "id": id, "layout": layout, "updated": updated }),
+    ))
 }
 
 pub async fn put(
@@ -132,5 +151,7 @@ pub async fn put(
     .bind(&layout)
     .fetch_one(&app.pg)
     .await?;
-    Ok(Json(json!({ "id": id, "layout": layout, "updated": updated })))
+    Ok(Json(
+        json!({ "id": id, "layout": layout, "updated": updated }),
+    ))
 }

@@ -43,12 +43,36 @@ pub fn market_state(market: &str, now_ms: i64) -> MarketState {
     };
     let (tz, pre, open, close, post) = match market {
         "crypto" => return MarketState::Open,
-        "krx" => (chrono_tz::Asia::Seoul, hm(8, 0), hm(9, 0), hm(15, 30), hm(20, 0)),
-        "us" => (chrono_tz::America::New_York, hm(4, 0), hm(9, 30), hm(16, 0), hm(20, 0)),
+        "krx" => (
+            chrono_tz::Asia::Seoul,
+            hm(8, 0),
+            hm(9, 0),
+            hm(15, 30),
+            hm(20, 0),
+        ),
+        "us" => (
+            chrono_tz::America::New_York,
+            hm(4, 0),
+            hm(9, 30),
+            hm(16, 0),
+            hm(20, 0),
+        ),
         // Spot metals trade nearly around the clock on weekdays (New York time).
-        "metal" => (chrono_tz::America::New_York, hm(0, 0), hm(0, 0), hm(23, 59), hm(23, 59)),
+        "metal" => (
+            chrono_tz::America::New_York,
+            hm(0, 0),
+            hm(0, 0),
+            hm(23, 59),
+            hm(23, 59),
+        ),
         // Eximbank publishes once per business day (KST).
-        "fx" => (chrono_tz::Asia::Seoul, hm(0, 0), hm(0, 0), hm(23, 59), hm(23, 59)),
+        "fx" => (
+            chrono_tz::Asia::Seoul,
+            hm(0, 0),
+            hm(0, 0),
+            hm(23, 59),
+            hm(23, 59),
+        ),
         _ => return MarketState::Open,
     };
     let local = now.with_timezone(&tz);
@@ -98,7 +122,9 @@ pub fn freshness(
     let state = market_state(market, now_ms);
     let stale = match state {
         // Live sessions: late is stale, and so is anything from a source that is down.
-        MarketState::Open | MarketState::Pre | MarketState::Post => down || age > max_age_ms(market),
+        MarketState::Open | MarketState::Pre | MarketState::Post => {
+            down || age > max_age_ms(market)
+        }
         // A closed market's last price is its close, not a stale quote (unless days old).
         _ => age > 4 * 86_400_000,
     };
@@ -116,10 +142,22 @@ mod tests {
     #[test]
     fn krx_sessions() {
         assert_eq!(market_state("krx", THU_1430_KST), MarketState::Open);
-        assert_eq!(market_state("krx", THU_1430_KST + 2 * HOUR), MarketState::Post); // 16:30
-        assert_eq!(market_state("krx", THU_1430_KST - 6 * HOUR), MarketState::Pre); // 08:30
-        assert_eq!(market_state("krx", THU_1430_KST + 8 * HOUR), MarketState::Closed); // 22:30
-        assert_eq!(market_state("krx", THU_1430_KST + 48 * HOUR), MarketState::Closed); // Saturday
+        assert_eq!(
+            market_state("krx", THU_1430_KST + 2 * HOUR),
+            MarketState::Post
+        ); // 16:30
+        assert_eq!(
+            market_state("krx", THU_1430_KST - 6 * HOUR),
+            MarketState::Pre
+        ); // 08:30
+        assert_eq!(
+            market_state("krx", THU_1430_KST + 8 * HOUR),
+            MarketState::Closed
+        ); // 22:30
+        assert_eq!(
+            market_state("krx", THU_1430_KST + 48 * HOUR),
+            MarketState::Closed
+        ); // Saturday
     }
 
     #[test]
@@ -134,8 +172,14 @@ mod tests {
 
     #[test]
     fn sim_is_sim_and_stale_when_late_or_down() {
-        assert_eq!(freshness(None, "sim", 1_000, 2_000, None), (false, MarketState::Sim));
-        assert_eq!(freshness(None, "sim", 1_000, 20_000, None), (true, MarketState::Sim));
+        assert_eq!(
+            freshness(None, "sim", 1_000, 2_000, None),
+            (false, MarketState::Sim)
+        );
+        assert_eq!(
+            freshness(None, "sim", 1_000, 20_000, None),
+            (true, MarketState::Sim)
+        );
         assert_eq!(
             freshness(None, "sim", 1_000, 2_000, Some(SourceState::Down)),
             (true, MarketState::Sim)

@@ -67,9 +67,11 @@ impl HttpMetrics {
             &["method", "route", "status"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("sise_http_request_duration_seconds", "HTTP request latency").buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+            HistogramOpts::new("sise_http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5,
+                ]),
             &["method", "route"],
         )?;
         prom.register(Box::new(requests.clone()))?;
@@ -82,7 +84,9 @@ impl HttpMetrics {
 pub fn limiter(rate: u32) -> Option<Arc<DefaultKeyedRateLimiter<IpAddr>>> {
     let rate = NonZeroU32::new(rate)?;
     let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
-    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))))
+    Some(Arc::new(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
 }
 
 async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
@@ -111,7 +115,9 @@ async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Re
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         if let Err(not_until) = limiter.check_key(&ip) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
             let secs = wait.as_secs().max(1);
             let mut resp = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -120,7 +126,8 @@ async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Re
             )
             .into_response();
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
             }
             return resp;
         }
@@ -133,7 +140,11 @@ async fn api_not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }
 
 /// The whole edge: `/api/v1/…`, `/ws`, operations, and the dashboard from `web_dir`.

@@ -55,7 +55,11 @@ async fn check(deps: &Deps) -> Response {
         }
     };
     let ok = nats && redis.unwrap_or(true) && pg.unwrap_or(true);
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ok { "ready" } else { "not ready" },
         "nats": nats,

@@ -18,7 +18,10 @@ impl Params {
 
     /// A parameter, with an empty value treated as absent.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// An epoch-ms time parameter.

@@ -21,7 +21,8 @@ pub const MAX_NEWS: u32 = 200;
 
 /// Parse an id and find it in the registry: malformed → 400, unknown → 404.
 pub fn known<'a>(app: &'a AppState, raw: &str) -> Result<&'a std::sync::Arc<Instrument>, ApiError> {
-    let id = InstrumentId::parse(raw).map_err(|e| ApiError::bad_request("bad_instrument_id", e.to_string()))?;
+    let id = InstrumentId::parse(raw)
+        .map_err(|e| ApiError::bad_request("bad_instrument_id", e.to_string()))?;
     app.registry
         .get(&id)
         .ok_or_else(|| ApiError::not_found("unknown_instrument", format!("no instrument {id}")))
@@ -31,19 +32,29 @@ pub async fn instruments(State(app): State<AppState>) -> Json<Value> {
     Json(json!({ "instruments": app.registry.instruments() }))
 }
 
-pub async fn quotes(State(app): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn quotes(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(q.as_deref());
     let raw = params
         .get("ids")
         .ok_or_else(|| ApiError::bad_request("missing_parameter", "ids is required: ?ids=a,b"))?;
-    let parts: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if parts.is_empty() {
         return Err(ApiError::bad_request("missing_parameter", "ids is empty"));
     }
     if parts.len() > MAX_QUOTE_IDS {
         return Err(ApiError::bad_request(
             "too_many_ids",
-            format!("at most {MAX_QUOTE_IDS} ids per request, got {}", parts.len()),
+            format!(
+                "at most {MAX_QUOTE_IDS} ids per request, got {}",
+                parts.len()
+            ),
         ));
     }
     let mut ids: Vec<InstrumentId> = Vec::with_capacity(parts.len());
@@ -60,7 +71,8 @@ pub async fn quotes(State(app): State<AppState>, RawQuery(q): RawQuery) -> Resul
         .flatten()
         .map(|q| {
             let inst = app.registry.get(&q.id).map(|i| i.as_ref());
-            let (stale, market) = market::freshness(inst, &q.source, q.ts, now, app.hub.source_state(&q.source));
+            let (stale, market) =
+                market::freshness(inst, &q.source, q.ts, now, app.hub.source_state(&q.source));
             QuoteView::from_latest(q, stale, market)
         })
         .collect();
@@ -87,7 +99,10 @@ pub async fn candles(
     let to = params.time("to")?;
     if let (Some(f), Some(t)) = (from, to) {
         if f > t {
-            return Err(ApiError::bad_request("bad_range", format!("from ({f}) is after to ({t})")));
+            return Err(ApiError::bad_request(
+                "bad_range",
+                format!("from ({f}) is after to ({t})"),
+            ));
         }
     }
     let limit = params.limit(DEFAULT_CANDLES, MAX_CANDLES)?;
@@ -111,11 +126,18 @@ pub async fn sources(State(app): State<AppState>) -> Result<Json<Value>, ApiErro
     Ok(Json(json!({ "sources": list })))
 }
 
-pub async fn news(State(app): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn news(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(q.as_deref());
-    let instrument = params.get("instrument").map(|raw| known(&app, raw)).transpose()?;
+    let instrument = params
+        .get("instrument")
+        .map(|raw| known(&app, raw))
+        .transpose()?;
     let before = params.time("before")?;
     let limit = params.limit(DEFAULT_NEWS, MAX_NEWS)?;
-    let items = sise_projections::news::list(&app.pg, instrument.map(|i| &i.id), before, limit).await?;
+    let items =
+        sise_projections::news::list(&app.pg, instrument.map(|i| &i.id), before, limit).await?;
     Ok(Json(json!({ "news": items })))
 }

@@ -101,14 +101,20 @@ async fn client(socket: WebSocket, app: AppState) {
                 metrics.frames.inc();
             }
             if !taken.ticks.is_empty() {
-                if send(&mut sink, Message::Text(tick_frame(&taken.ticks))).await.is_err() {
+                if send(&mut sink, Message::Text(tick_frame(&taken.ticks)))
+                    .await
+                    .is_err()
+                {
                     metrics.disconnects.with_label_values(&["too_slow"]).inc();
                     return Some("too slow");
                 }
                 metrics.frames.inc();
             }
             if let Some(reason) = taken.closed {
-                metrics.disconnects.with_label_values(&[reason_label(reason)]).inc();
+                metrics
+                    .disconnects
+                    .with_label_values(&[reason_label(reason)])
+                    .inc();
                 let close = CloseFrame {
                     code: axum::extract::ws::close_code::POLICY,
                     reason: reason.into(),
@@ -137,13 +143,17 @@ async fn client(socket: WebSocket, app: AppState) {
             Some(Ok(Message::Close(_))) | None => break,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read error");
-                queue.push_frame(error_frame("bad_message", "message refused (over 16 KiB or malformed)"));
+                queue.push_frame(error_frame(
+                    "bad_message",
+                    "message refused (over 16 KiB or malformed)",
+                ));
                 break;
             }
         };
         // Token bucket against op floods.
         let now = tokio::time::Instant::now();
-        bucket = (bucket + now.duration_since(refilled).as_secs_f64() * OPS_PER_SECOND).min(OPS_PER_SECOND * 2.0);
+        bucket = (bucket + now.duration_since(refilled).as_secs_f64() * OPS_PER_SECOND)
+            .min(OPS_PER_SECOND * 2.0);
         refilled = now;
         if bucket < 1.0 {
             queue.push_frame(error_frame("rate_limited", "too many messages; slow down"));
@@ -234,7 +244,9 @@ async fn handle_op(
         Err(e) => {
             queue.push_frame(error_frame(
                 "bad_message",
-                format!("expected {{\"op\":\"subscribe\"|\"unsubscribe\"|\"replay\",\"ids\":[…]}}: {e}"),
+                format!(
+                    "expected {{\"op\":\"subscribe\"|\"unsubscribe\"|\"replay\",\"ids\":[…]}}: {e}"
+                ),
             ));
             return;
         }
@@ -270,7 +282,10 @@ async fn handle_op(
             queue.release_with_snapshot(frame, &ts);
         }
         ClientOp::Unsubscribe { ids } => {
-            let ids: Vec<InstrumentId> = ids.iter().filter_map(|s| InstrumentId::parse(s).ok()).collect();
+            let ids: Vec<InstrumentId> = ids
+                .iter()
+                .filter_map(|s| InstrumentId::parse(s).ok())
+                .collect();
             app.hub.unsubscribe(client_id, &ids);
             queue.forget(&ids);
             for id in &ids {

@@ -19,7 +19,10 @@ pub fn test_config(sources: &[&str]) -> Config {
     let ns = format!("test_{}", uuid::Uuid::new_v4().simple());
     c.namespace = Namespace::parse(&ns[..31]).expect("namespace");
     c.http_addr = "127.0.0.1:0".parse().expect("addr");
-    c.sources = sources.iter().map(|s| SourceName::parse(s).expect("source")).collect();
+    c.sources = sources
+        .iter()
+        .map(|s| SourceName::parse(s).expect("source"))
+        .collect();
     c.rate_limit = 0;
     c.web_dir = std::env::temp_dir().join("sise-test-no-web");
     if let Ok(url) = std::env::var("SISE_NATS_URL") {
@@ -91,7 +94,9 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = reqwest::get(format!("{}{}", self.base, path)).await.expect("http");
+        let resp = reqwest::get(format!("{}{}", self.base, path))
+            .await
+            .expect("http");
         let status = resp.status().as_u16();
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
@@ -113,7 +118,10 @@ impl Drop for TestApp {
 pub fn cleanup(config: &Config) {
     let config = config.clone();
     let _ = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async move {
@@ -123,7 +131,8 @@ pub fn cleanup(config: &Config) {
             if let Ok(mut r) = sise::app::connect_redis(&config.redis_url).await {
                 let _ = sise_projections::latest::delete_namespace(&mut r, &config.namespace).await;
             }
-            let _ = sise_projections::db::drop_schema(config.database_url(), &config.namespace).await;
+            let _ =
+                sise_projections::db::drop_schema(config.database_url(), &config.namespace).await;
         });
     })
     .join();
@@ -140,7 +149,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -167,15 +179,20 @@ pub fn tick(instrument: &str, ts: i64, price: f64, volume: f64, seq: u64) -> Tic
     }
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn ws_connect(app: &TestApp) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(app.ws_url.as_str()).await.expect("ws connect");
+    let (ws, _) = tokio_tungstenite::connect_async(app.ws_url.as_str())
+        .await
+        .expect("ws connect");
     ws
 }
 
 pub async fn ws_send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("ws send");
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("ws send");
 }
 
 /// The next JSON text frame (pings and pongs skipped), or `None` on close / timeout.

@@ -74,6 +74,9 @@ test("stays smooth while every default instrument ticks", async ({ page }) => {
 });
 
 test("swaps a symbol, keeps the layout on reload, and shares it read-only", async ({ page, browser, baseURL }) => {
+  // Record what the page asks the socket for: exactly the instruments on screen.
+  const ops: Array<{ op: string; ids: string[] }> = [];
+  page.on("websocket", (ws) => ws.on("framesent", (f) => ops.push(JSON.parse(String(f.payload)))));
   await page.goto("/");
   await expect(priceOf(page, XRP, "w4")).not.toHaveText("—");
 
@@ -94,6 +97,15 @@ test("swaps a symbol, keeps the layout on reload, and shares it read-only", asyn
   await expect(krx.getByTestId("quote-row").first()).toHaveAttribute("data-id", XRP);
   await expect(row(page, SPG, "w1")).toHaveCount(0);
   await seePriceChange(page, XRP, "w1");
+  expect(ops[0]?.op).toBe("subscribe");
+  expect(ops[0]?.ids).toHaveLength(20);
+  // Removing XRP from its only widget unsubscribed it; swapping it in elsewhere subscribed it
+  // again, and 에스피지, now on no widget, was unsubscribed.
+  expect(ops.slice(1)).toEqual([
+    { op: "unsubscribe", ids: [XRP] },
+    { op: "unsubscribe", ids: [SPG] },
+    { op: "subscribe", ids: [XRP] },
+  ]);
 
   // Saved through the API: the URL carries the layout id.
   await expect(page.getByTestId("save-state")).toHaveAttribute("data-state", "saved");
@@ -162,8 +174,28 @@ test("opens an instrument in the chart and switches interval and style", async (
   await expect(page.getByTestId("interval-5m")).toHaveAttribute("aria-pressed", "true");
   await expect(chart).toHaveAttribute("data-bars", /^[1-9]/);
 
-  await page.getByTestId("chart-style").click();
+  await page.getByTestId("style-line").click();
   await expect(chart).toHaveAttribute("data-style", "line");
+
+  // Keyboard: a row is a button; Enter shows it in the chart.
+  await row(page, "crypto.upbit.KRW-SOL").getByRole("button").first().focus();
+  await page.keyboard.press("Enter");
+  await expect(chart).toHaveAttribute("data-id", "crypto.upbit.KRW-SOL");
+
+  // The chart's instrument, interval and style are part of the saved layout.
+  await expect(page).toHaveURL(/[?&]layout=/);
+  const layoutId = new URL(page.url()).searchParams.get("layout");
+  await expect
+    .poll(async () => {
+      const body = (await (await page.request.get(`/api/v1/layouts/${layoutId}`)).json()) as { layout: { chart: { id: string } } };
+      return body.layout.chart.id;
+    })
+    .toBe("crypto.upbit.KRW-SOL");
+  await page.reload();
+  await expect(chart).toHaveAttribute("data-id", "crypto.upbit.KRW-SOL");
+  await expect(chart).toHaveAttribute("data-interval", "5m");
+  await expect(chart).toHaveAttribute("data-style", "line");
+  await expect(chart).toHaveAttribute("data-bars", /^[1-9]/);
   await page.screenshot({ path: path.join(shots, "chart-1440.png"), clip: (await page.locator("[data-kind=chart]").boundingBox()) ?? undefined });
 });
 

@@ -10,6 +10,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** From a 429's `Retry-After`, in ms. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -31,7 +33,8 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
     } catch {
       // not JSON: keep the status line
     }
-    throw new ApiError(res.status, code, message);
+    const retryAfter = Number(res.headers.get("Retry-After"));
+    throw new ApiError(res.status, code, message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null);
   }
   return (await res.json()) as T;
 }
@@ -134,6 +137,12 @@ export function shouldRetry(failureCount: number, error: unknown): boolean {
   return true;
 }
 
+/** Waits what a 429 asked for, else capped exponential backoff (1 s, 2 s, 4 s … 30 s). */
+export function retryDelay(failureCount: number, error: unknown): number {
+  if (error instanceof ApiError && error.retryAfterMs !== null) return Math.min(error.retryAfterMs, 60_000);
+  return Math.min(1000 * 2 ** failureCount, 30_000);
+}
+
 export const instrumentQueries = {
   all: () =>
     queryOptions({
@@ -175,15 +184,15 @@ export const candleQueries = {
       gcTime: 5 * 60 * 1000,
     }),
   /**
-   * The day's shape for a row's sparkline: 15-minute closes over the last 24 hours, or the last
-   * two hours of 1-minute closes while there is too little history for that.
+   * The day's shape for a row's sparkline: 5-minute closes over the last 24 hours, or the last
+   * two hours of 1-minute closes while there is too little history for that (a fresh start).
    */
   spark: (id: string) =>
     queryOptions({
       queryKey: ["candles", id, "spark"] as const,
       queryFn: async ({ signal }) => {
-        const day = await getCandles(id, "15m", { from: Date.now() - 24 * 3600_000, limit: 96 }, signal);
-        if (day.length >= 8) return day;
+        const day = await getCandles(id, "5m", { from: Date.now() - 24 * 3600_000, limit: 288 }, signal);
+        if (day.length >= 3) return day;
         return getCandles(id, "1m", { from: Date.now() - 2 * 3600_000, limit: 120 }, signal);
       },
       staleTime: 5 * 60 * 1000,

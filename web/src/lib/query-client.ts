@@ -1,5 +1,5 @@
 import { QueryClient } from "@tanstack/react-query";
-import { shouldRetry } from "./api";
+import { retryDelay, shouldRetry } from "./api";
 
 /** One client per tab, holding the defaults every query shares. */
 export function makeQueryClient(): QueryClient {
@@ -7,6 +7,7 @@ export function makeQueryClient(): QueryClient {
     defaultOptions: {
       queries: {
         retry: shouldRetry,
+        retryDelay,
         refetchOnWindowFocus: false,
       },
     },

@@ -3,10 +3,9 @@
 import { useQuery } from "@tanstack/react-query";
 import dynamic from "next/dynamic";
 import { useState } from "react";
-import { IconButton } from "@/features/dashboard/components/quote-row";
 import { InstrumentSearch } from "@/features/dashboard/components/instrument-search";
 import { WidgetFrame } from "@/features/dashboard/components/widget-frame";
-import { useQuote, useRetain } from "@/features/live/feed-context";
+import { useFeedState, useQuote, useRetain } from "@/features/live/feed-context";
 import { usePrefs } from "@/features/prefs/prefs";
 import { instrumentQueries } from "@/lib/api";
 import { direction, formatPrice, formatRate } from "@/lib/format";
@@ -36,7 +35,9 @@ export function ChartWidget({
   const [editing, setEditing] = useState(false);
   const [searching, setSearching] = useState(false);
   const name = instrument ? (lang === "ko" ? instrument.name_ko : instrument.name_en) : id;
-  const dir = direction(quote?.change);
+  const connected = useFeedState().status === "open";
+  const live = connected && quote !== null && !quote.stale;
+  const dir = live ? direction(quote?.change) : "flat";
   const sim = quote?.source === "sim" || quote?.market === "sim";
 
   return (
@@ -58,10 +59,15 @@ export function ChartWidget({
         >
           {name} ▾
         </button>
-        <span className={`text-sm font-semibold tabular-nums ${DIR_TEXT[dir]}`}>
+        <span data-testid="chart-price" className={`text-sm font-semibold tabular-nums ${live ? DIR_TEXT[dir] : "text-slate-400 dark:text-slate-500"}`}>
           {formatPrice(quote?.price, instrument?.currency ?? "KRW", instrument?.decimals ?? 0)}{" "}
           <span className="text-xs">{formatRate(quote?.change_rate)}</span>
         </span>
+        {quote && !live ? (
+          <span className="rounded border border-orange-400 bg-orange-50 px-1 text-[11px] font-semibold text-orange-800 dark:border-orange-500/60 dark:bg-orange-500/15 dark:text-orange-300">
+            {t("stale")}
+          </span>
+        ) : null}
         {sim ? (
           <span className="rounded border border-amber-400 bg-amber-100 px-1 text-[11px] font-semibold text-amber-900 dark:border-amber-500/60 dark:bg-amber-500/15 dark:text-amber-300">
             {t("sim")}
@@ -82,13 +88,20 @@ export function ChartWidget({
               </button>
             ))}
           </div>
-          <IconButton
-            label={style === "candle" ? t("line") : t("candle")}
-            testId="chart-style"
-            onClick={() => update((l) => setChart(l, { style: style === "candle" ? "line" : "candle" }))}
-          >
-            {style === "candle" ? t("line") : t("candle")}
-          </IconButton>
+          <div role="group" aria-label={t("candle") + "/" + t("line")} className="flex overflow-hidden rounded-md border border-slate-200 text-xs dark:border-slate-700">
+            {(["candle", "line"] as const).map((st) => (
+              <button
+                key={st}
+                type="button"
+                data-testid={`style-${st}`}
+                aria-pressed={st === style}
+                onClick={() => update((l) => setChart(l, { style: st }))}
+                className={`px-2 py-1 outline-none focus-visible:ring-2 focus-visible:ring-sky-500 focus-visible:ring-inset ${st === style ? "bg-slate-800 text-white dark:bg-slate-200 dark:text-slate-900" : "hover:bg-slate-100 dark:hover:bg-slate-800"}`}
+              >
+                {t(st)}
+              </button>
+            ))}
+          </div>
         </div>
       </div>
       {searching ? (

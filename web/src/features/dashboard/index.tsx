@@ -91,7 +91,7 @@ function LiveDashboard() {
         ) : null}
         <SourceNotice />
         {store.ready ? (
-          <div className="grid grid-flow-row-dense grid-cols-1 items-start gap-3 sm:grid-cols-2 xl:grid-cols-3 3xl:grid-cols-4 4xl:grid-cols-5">
+          <div className="grid grid-flow-row-dense auto-rows-[4px] grid-cols-1 items-start gap-x-3 sm:grid-cols-2 xl:grid-cols-3 3xl:grid-cols-4 4xl:grid-cols-5">
             {layout.widgets.map((w) =>
               w.kind === "quotes" ? (
                 <QuotesWidget key={w.id} widget={w} editable={editable} selectedId={layout.chart.id} onSelect={select} update={update} />

@@ -1,6 +1,6 @@
 "use client";
 
-import type { ReactNode } from "react";
+import { useEffect, useRef, type ReactNode } from "react";
 import { usePrefs } from "@/features/prefs/prefs";
 import type { Widget } from "@/lib/layout";
 import { IconButton } from "./quote-row";
@@ -12,6 +12,32 @@ const SPAN: Record<Widget["size"], string> = {
   m: "col-span-1 sm:col-span-2",
   l: "col-span-1 sm:col-span-2 3xl:col-span-3",
 };
+
+/** Grid row unit and gap of the dashboard grid (see LiveDashboard): widgets span whole units. */
+export const GRID_ROW_PX = 4;
+export const GRID_GAP_PX = 12;
+
+/**
+ * Masonry without a library: each widget spans as many small grid rows as its height needs, so
+ * the dense grid packs short widgets under each other instead of leaving holes.
+ */
+function useRowSpan() {
+  const ref = useRef<HTMLElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || typeof ResizeObserver === "undefined") return;
+    const set = () => {
+      const span = Math.ceil((el.getBoundingClientRect().height + GRID_GAP_PX) / GRID_ROW_PX);
+      const next = `span ${span}`;
+      if (el.style.gridRowEnd !== next) el.style.gridRowEnd = next;
+    };
+    const ro = new ResizeObserver(set);
+    ro.observe(el);
+    set();
+    return () => ro.disconnect();
+  }, []);
+  return ref;
+}
 
 export function WidgetFrame({
   widget,
@@ -33,8 +59,10 @@ export function WidgetFrame({
 }) {
   const { t, lang } = usePrefs();
   const title = lang === "ko" ? widget.title_ko : widget.title_en;
+  const ref = useRowSpan();
   return (
     <section
+      ref={ref}
       data-testid="widget"
       data-widget={widget.id}
       data-kind={widget.kind}

@@ -107,6 +107,34 @@ async fn sim_to_websocket_and_rest() {
     assert_eq!(sim["state"], "up");
     assert!(sim["last_event_ts"].as_i64().unwrap() > now - 10_000);
 
+    // News: the sim's first headlines reach the news model, filterable by instrument.
+    let news = wait_for("sim news", T, || async {
+        let (_, b) = app.get("/api/v1/news?limit=10").await;
+        let n = b["news"].as_array().cloned().unwrap_or_default();
+        (n.len() >= 3).then_some(n)
+    })
+    .await;
+    let first = &news[0];
+    assert!(
+        first["title"].as_str().unwrap().starts_with('['),
+        "marked simulated: {first}"
+    );
+    assert_eq!(first["source"], "sim");
+    let tagged = first["instruments"][0].as_str().unwrap();
+    let (_, b) = app.get(&format!("/api/v1/news?instrument={tagged}")).await;
+    let filtered = b["news"].as_array().unwrap();
+    assert!(!filtered.is_empty());
+    assert!(filtered.iter().all(|n| n["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == tagged)));
+    let published: Vec<i64> = news
+        .iter()
+        .map(|n| n["published"].as_i64().unwrap())
+        .collect();
+    assert!(published.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
     // Metrics and readiness.
     let text = reqwest::get(format!("{}/metrics", app.base))
         .await

@@ -10,7 +10,9 @@
 //! - Honest: every tick carries `source = "sim"`; the edge labels it 모의, never a market price.
 //!
 //! It ticks every instrument around the clock: crypto several times a second, the rest about
-//! once a second (the registry's `interval_ms`, with jitter).
+//! once a second (the registry's `interval_ms`, with jitter). Every 30–90 s it also publishes a
+//! plausible headline about one instrument (marked `[모의]`/`[SIM]`, on a `.invalid` URL), so the
+//! news widget and the chart's news markers are alive in the demo.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,8 @@ use chrono::{TimeZone, Utc};
 use futures::future::BoxFuture;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sise_bus::{now_ms, Class, SourceName, SourceState, Tick, SCHEMA_VERSION};
+use sha2::Digest;
+use sise_bus::{now_ms, Class, News, SourceName, SourceState, Tick, SCHEMA_VERSION};
 use tokio::time::Instant;
 
 use crate::registry::{Instrument, SimParams};
@@ -181,6 +184,79 @@ impl Walk {
     }
 }
 
+/// A plausible simulated headline about `walk`'s instrument, in Korean or English.
+pub fn headline(walk: &Walk, now: i64, korean: bool, pick: u32) -> News {
+    let inst = &walk.inst;
+    let rate = (walk.price / walk.prev_close - 1.0) * 100.0;
+    let up = rate >= 0.0;
+    let r = format!("{:.2}", rate.abs());
+    let (title, summary) = match (korean, up, pick % 3) {
+        (true, true, 0) => (
+            format!("{} {r}% 상승… 거래량 늘며 강세", inst.name_ko),
+            format!(
+                "{}이(가) 전일 대비 {r}% 오르며 강세를 이어가고 있다.",
+                inst.name_ko
+            ),
+        ),
+        (true, true, 1) => (
+            format!("{}, 외국인 순매수에 {r}% 올라", inst.name_ko),
+            format!(
+                "외국인 매수세가 유입되며 {} 가격이 {r}% 상승했다.",
+                inst.name_ko
+            ),
+        ),
+        (true, true, _) => (
+            format!("{} 반등… 시장 기대감 커져", inst.name_ko),
+            format!("{}이(가) {r}% 반등하며 투자 심리가 개선됐다.", inst.name_ko),
+        ),
+        (true, false, 0) => (
+            format!("{} {r}% 하락, 차익 실현 매물 출회", inst.name_ko),
+            format!(
+                "차익 실현 매물이 나오며 {}이(가) {r}% 내렸다.",
+                inst.name_ko
+            ),
+        ),
+        (true, false, 1) => (
+            format!("{}, 경계 심리에 {r}% 약세", inst.name_ko),
+            format!("관망세 속에 {} 가격이 {r}% 떨어졌다.", inst.name_ko),
+        ),
+        (true, false, _) => (
+            format!("{} 조정… 단기 변동성 확대", inst.name_ko),
+            format!("{}이(가) {r}% 조정을 받으며 변동성이 커졌다.", inst.name_ko),
+        ),
+        (false, true, 0) => (
+            format!("{} climbs {r}% on heavy volume", inst.name_en),
+            format!("{} is up {r}% from the previous close.", inst.name_en),
+        ),
+        (false, true, _) => (
+            format!("{} extends gains, up {r}%", inst.name_en),
+            format!("Buyers pushed {} {r}% higher.", inst.name_en),
+        ),
+        (false, false, 0) => (
+            format!("{} slips {r}% as traders take profits", inst.name_en),
+            format!("{} is down {r}% from the previous close.", inst.name_en),
+        ),
+        (false, false, _) => (
+            format!("{} falls {r}% amid caution", inst.name_en),
+            format!("Sellers pushed {} {r}% lower.", inst.name_en),
+        ),
+    };
+    let url = format!("https://sise.invalid/sim/news/{}/{now}", inst.id);
+    let id = hex::encode(&sha2::Sha256::digest(url.as_bytes())[..16]);
+    News {
+        v: SCHEMA_VERSION,
+        id,
+        source: sim_name(),
+        title: format!("{} {title}", if korean { "[모의]" } else { "[SIM]" }),
+        summary: Some(summary),
+        url,
+        image: None,
+        published: now,
+        language: Some(if korean { "ko" } else { "en" }.to_owned()),
+        instruments: vec![inst.id.clone()],
+    }
+}
+
 /// The market's price increment at a price level.
 pub fn tick_size(inst: &Instrument, price: f64) -> f64 {
     match (inst.class, inst.venue.as_str()) {
@@ -272,6 +348,9 @@ async fn run(sim: Sim, ctx: SourceContext) -> Result<(), PipelineError> {
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut batch = Vec::with_capacity(walks.len());
     let mut failing = false;
+    // Three headlines right away, then one every 30–90 s.
+    let mut news_left_at_start = 3u32;
+    let mut next_news = start;
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
@@ -286,6 +365,29 @@ async fn run(sim: Sim, ctx: SourceContext) -> Result<(), PipelineError> {
                 let factor = jitter.random_range(0.7..1.3) / sim.speed;
                 *due = now + walk.interval().mul_f64(factor);
             }
+        }
+        if now >= next_news && !walks.is_empty() {
+            let k = jitter.random_range(0..walks.len());
+            let news = headline(
+                &walks[k],
+                now_ms,
+                jitter.random_bool(0.6),
+                jitter.random_range(0..3),
+            );
+            if let Err(e) = ctx.bus.publish_news(&news).await {
+                ctx.metrics
+                    .errors
+                    .with_label_values(&["sim", "publish"])
+                    .inc();
+                tracing::warn!(error = %e, "sim news publish failed");
+            }
+            next_news = if news_left_at_start > 1 {
+                news_left_at_start -= 1;
+                now
+            } else {
+                news_left_at_start = 0;
+                now + Duration::from_secs(jitter.random_range(30..=90))
+            };
         }
         if batch.is_empty() {
             continue;
@@ -421,6 +523,25 @@ mod tests {
         let t2 = w.step(before + 2_000);
         assert_eq!(t2.prev_close, Some(t1.price));
         assert_eq!(t2.day_volume, Some(t2.volume));
+    }
+
+    #[test]
+    fn headlines_are_tagged_and_marked_simulated() {
+        let t0 = 1_773_293_415_000;
+        let w = walks(1, t0).remove(2);
+        let ko = headline(&w, t0, true, 0);
+        assert!(
+            ko.title.starts_with("[모의] ") && ko.title.contains(&w.inst.name_ko),
+            "{}",
+            ko.title
+        );
+        assert_eq!(ko.instruments, vec![w.inst.id.clone()]);
+        assert_eq!(ko.language.as_deref(), Some("ko"));
+        assert_eq!(ko.id.len(), 32);
+        let en = headline(&w, t0 + 1, false, 1);
+        assert!(en.title.starts_with("[SIM] ") && en.title.contains(&w.inst.name_en));
+        assert_ne!(ko.id, en.id);
+        assert!(en.url.contains(".invalid/"));
     }
 
     #[test]

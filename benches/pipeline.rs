@@ -21,7 +21,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn config() -> Config {
@@ -74,10 +77,21 @@ async fn throughput(n: u64) -> anyhow::Result<()> {
     let publisher = App::build(c.clone(), Stages::INGEST).await?;
     let bus = publisher.bus().clone();
     let registry = sise_pipelines::Registry::builtin()?;
-    let ids: Vec<InstrumentId> = registry.instruments().iter().map(|i| i.id.clone()).collect();
+    let ids: Vec<InstrumentId> = registry
+        .instruments()
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
     let t0 = now_ms() - 3_600_000;
     let ticks: Vec<Tick> = (0..n)
-        .map(|k| make_tick(&ids[(k % ids.len() as u64) as usize], t0 + (k / 20) as i64, k + 1, 0.5))
+        .map(|k| {
+            make_tick(
+                &ids[(k % ids.len() as u64) as usize],
+                t0 + (k / 20) as i64,
+                k + 1,
+                0.5,
+            )
+        })
         .collect();
     let start = Instant::now();
     for chunk in ticks.chunks(5_000) {
@@ -108,7 +122,10 @@ async fn throughput(n: u64) -> anyhow::Result<()> {
         if hist_done.is_none() && history.last_seq().await? >= n {
             hist_done = Some(start.elapsed());
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(600), "projections did not catch up");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(600),
+            "projections did not catch up"
+        );
     }
     let both = lat_done.max(hist_done).unwrap_or_default();
     println!(
@@ -133,14 +150,20 @@ async fn ws_latency(clients: u64, rate: u64, seconds: u64) -> anyhow::Result<()>
     let cc = cancel.clone();
     let handle = tokio::spawn(app.run_until(async move { cc.cancelled().await }));
     let registry = sise_pipelines::Registry::builtin()?;
-    let ids: Vec<InstrumentId> = registry.instruments().iter().map(|i| i.id.clone()).take(20).collect();
+    let ids: Vec<InstrumentId> = registry
+        .instruments()
+        .iter()
+        .map(|i| i.id.clone())
+        .take(20)
+        .collect();
 
     // Send time of each tick, keyed by its unique volume.
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let samples: Arc<Mutex<Vec<f64>>> = Arc::default();
     let mut readers = Vec::new();
     for _ in 0..clients {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
         let sub = serde_json::json!({"op": "subscribe", "ids": ids}).to_string();
         ws.send(Message::Text(sub.into())).await?;
         let (sent, samples) = (sent.clone(), samples.clone());
@@ -148,7 +171,9 @@ async fn ws_latency(clients: u64, rate: u64, seconds: u64) -> anyhow::Result<()>
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(text) = msg else { continue };
                 let now = Instant::now();
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+                    continue;
+                };
                 let quotes = match v["type"].as_str() {
                     Some("tick") => vec![v.clone()],
                     Some("ticks") => v["ticks"].as_array().cloned().unwrap_or_default(),
@@ -157,11 +182,18 @@ async fn ws_latency(clients: u64, rate: u64, seconds: u64) -> anyhow::Result<()>
                 let sent = sent.lock().map(|s| {
                     quotes
                         .iter()
-                        .filter_map(|q| s.get(&(q["volume"].as_f64().unwrap_or(0.0) as u64)).copied())
+                        .filter_map(|q| {
+                            s.get(&(q["volume"].as_f64().unwrap_or(0.0) as u64))
+                                .copied()
+                        })
                         .collect::<Vec<_>>()
                 });
                 if let (Ok(times), Ok(mut out)) = (sent, samples.lock()) {
-                    out.extend(times.iter().map(|t| now.duration_since(*t).as_secs_f64() * 1e3));
+                    out.extend(
+                        times
+                            .iter()
+                            .map(|t| now.duration_since(*t).as_secs_f64() * 1e3),
+                    );
                 }
             }
         }));
@@ -208,10 +240,22 @@ async fn ws_latency(clients: u64, rate: u64, seconds: u64) -> anyhow::Result<()>
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing useful either.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
-        println!("sise pipeline bench ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!(
+            "sise pipeline bench ({} cores)",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        );
         throughput(env("BENCH_TICKS", 200_000)).await?;
-        ws_latency(env("BENCH_CLIENTS", 100), env("BENCH_RATE", 2_000), env("BENCH_SECONDS", 10)).await
+        ws_latency(
+            env("BENCH_CLIENTS", 100),
+            env("BENCH_RATE", 2_000),
+            env("BENCH_SECONDS", 10),
+        )
+        .await
     })
 }

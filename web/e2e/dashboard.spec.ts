@@ -39,6 +39,17 @@ test("loads the dashboard and its prices go live", async ({ page }) => {
   await expect(page.getByTestId("kst-clock")).toContainText("KST");
 });
 
+test("shows the simulated market's news", async ({ page }) => {
+  await page.goto("/");
+  const list = page.getByTestId("news-list");
+  await page.getByRole("button", { name: "전체", exact: true }).click();
+  await expect(list.getByTestId("news-item").first()).toBeVisible({ timeout: 15_000 });
+  await expect(list.getByTestId("news-item").first()).toContainText(/\[(모의|SIM)\]/);
+  expect(await list.getByTestId("news-item").count()).toBeGreaterThanOrEqual(3);
+  const links = list.locator("a[href^='https://sise.invalid/']");
+  expect(await links.count()).toBeGreaterThanOrEqual(1);
+});
+
 test("stays smooth while every default instrument ticks", async ({ page }) => {
   await page.addInitScript(() => {
     const w = window as unknown as { __long: number[] };

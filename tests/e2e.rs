@@ -217,12 +217,7 @@ async fn published_ticks_match_ws_quotes_and_candles() {
     assert_eq!(body["candles"], want);
     // 5m from the same rows (both minutes may share one 5-minute bucket or straddle two).
     let (_, b) = app.get(&format!("/api/v1/candles/{eth}?interval=5m")).await;
-    let total_v: f64 = b["candles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["v"].as_f64().unwrap())
-        .sum();
+    let total_v = candle_volume(&b);
     assert!((total_v - 8.25).abs() < 1e-9);
 
     let quote = wait_for("quote", T, || async {

@@ -16,9 +16,9 @@ use crate::ProjectionError;
 /// Projection name (durable `ns_latest`, offset key `ns:offset:latest`).
 pub const NAME: &str = "latest";
 
-/// A quote as stored: the tick's fields plus its stream sequence.
+/// A quote's fields as the API shows them (`stale` and `market` are computed when it is read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatestQuote {
+pub struct Quote {
     pub id: InstrumentId,
     pub price: f64,
     pub prev_close: Option<f64>,
@@ -29,13 +29,11 @@ pub struct LatestQuote {
     pub ts: i64,
     pub ingest_ts: i64,
     pub source: String,
-    /// Stream sequence of the tick in `ns_TICKS`.
-    pub seq: u64,
 }
 
-impl LatestQuote {
-    pub fn from_tick(tick: &Tick, seq: u64) -> Self {
-        LatestQuote {
+impl Quote {
+    pub fn from_tick(tick: &Tick) -> Self {
+        Quote {
             id: tick.instrument.clone(),
             price: tick.price,
             prev_close: tick.prev_close,
@@ -46,9 +44,39 @@ impl LatestQuote {
             ts: tick.ts,
             ingest_ts: tick.ingest_ts,
             source: tick.source.to_string(),
+        }
+    }
+}
+
+/// A quote as stored: its fields plus the tick's stream sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestQuote {
+    #[serde(flatten)]
+    pub quote: Quote,
+    /// Stream sequence of the tick in `ns_TICKS`.
+    pub seq: u64,
+}
+
+impl LatestQuote {
+    pub fn from_tick(tick: &Tick, seq: u64) -> Self {
+        LatestQuote {
+            quote: Quote::from_tick(tick),
             seq,
         }
     }
+}
+
+/// The last stream sequence a Redis projection applied (0 when none).
+pub(crate) async fn stored_offset(
+    redis: &mut ConnectionManager,
+    ns: &Namespace,
+    projection: &str,
+) -> Result<u64, redis::RedisError> {
+    let v: Option<u64> = redis::cmd("GET")
+        .arg(ns.redis_offset(projection))
+        .query_async(redis)
+        .await?;
+    Ok(v.unwrap_or(0))
 }
 
 /// Ordering key: zero-padded exchange time then stream sequence, compared as strings.
@@ -122,11 +150,7 @@ impl Handler for LatestWriter {
     type Event = Tick;
 
     async fn last_applied(&mut self) -> Result<u64, sise_bus::consume::BoxError> {
-        let v: Option<u64> = redis::cmd("GET")
-            .arg(self.ns.redis_offset(NAME))
-            .query_async(&mut self.redis)
-            .await?;
-        Ok(v.unwrap_or(0))
+        Ok(stored_offset(&mut self.redis, &self.ns, NAME).await?)
     }
 
     async fn apply(
@@ -182,11 +206,7 @@ impl LatestReader {
 
     /// The last stream sequence this model applied.
     pub async fn last_seq(&self) -> Result<u64, ProjectionError> {
-        let v: Option<u64> = redis::cmd("GET")
-            .arg(self.ns.redis_offset(NAME))
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(v.unwrap_or(0))
+        Ok(stored_offset(&mut self.redis.clone(), &self.ns, NAME).await?)
     }
 }
 

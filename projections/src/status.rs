@@ -73,11 +73,7 @@ impl Handler for StatusWriter {
     type Event = SourceStatus;
 
     async fn last_applied(&mut self) -> Result<u64, sise_bus::consume::BoxError> {
-        let v: Option<u64> = redis::cmd("GET")
-            .arg(self.ns.redis_offset(NAME))
-            .query_async(&mut self.redis)
-            .await?;
-        Ok(v.unwrap_or(0))
+        Ok(crate::latest::stored_offset(&mut self.redis, &self.ns, NAME).await?)
     }
 
     async fn apply(

@@ -55,7 +55,7 @@ impl SharedTick {
         .unwrap_or_else(|_| "{}".into());
         SharedTick {
             id,
-            ts: view.ts,
+            ts: view.quote.ts,
             frame: frame.into(),
             quote: quote.into(),
         }

@@ -28,12 +28,14 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use redis::aio::ConnectionManager;
 use sise_bus::{Bus, Namespace};
 use sise_pipelines::Registry;
-use sise_projections::{history::HistoryReader, latest::LatestReader};
+use sise_projections::history::HistoryReader;
+use sise_projections::latest::{LatestQuote, LatestReader};
 use sqlx::PgPool;
 use tower_http::services::{ServeDir, ServeFile};
 
 use self::error::ApiError;
 use self::hub::Hub;
+use self::quote::QuoteView;
 
 /// Everything a request handler may use.
 pub struct Edge {
@@ -52,6 +54,22 @@ pub struct Edge {
 }
 
 pub type AppState = Arc<Edge>;
+
+impl Edge {
+    /// A stored quote as the API shows it, with its staleness and market state at `now_ms`.
+    pub fn quote_view<'a>(&self, q: &'a LatestQuote, now_ms: i64) -> QuoteView<'a> {
+        let quote = &q.quote;
+        let inst = self.registry.get(&quote.id).map(|i| i.as_ref());
+        let (stale, market) = market::freshness(
+            inst,
+            &quote.source,
+            quote.ts,
+            now_ms,
+            self.hub.source_state(&quote.source),
+        );
+        QuoteView::from_latest(q, stale, market)
+    }
+}
 
 /// HTTP metrics, labelled by the matched route (a bounded set), never the raw path.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use sise_projections::history::{CandleQuery, Interval};
 use super::error::ApiError;
 use super::params::Params;
 use super::quote::QuoteView;
-use super::{market, AppState};
+use super::AppState;
 
 /// Most ids one quotes request may ask for.
 pub const MAX_QUOTE_IDS: usize = 200;
@@ -69,12 +69,7 @@ pub async fn quotes(
     let views: Vec<QuoteView<'_>> = stored
         .iter()
         .flatten()
-        .map(|q| {
-            let inst = app.registry.get(&q.id).map(|i| i.as_ref());
-            let (stale, market) =
-                market::freshness(inst, &q.source, q.ts, now, app.hub.source_state(&q.source));
-            QuoteView::from_latest(q, stale, market)
-        })
+        .map(|q| app.quote_view(q, now))
         .collect();
     Ok(Json(json!({ "quotes": views })))
 }

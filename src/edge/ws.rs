@@ -19,7 +19,7 @@ use sise_bus::InstrumentId;
 
 use super::hub::{ClientQueue, SharedTick};
 use super::quote::QuoteView;
-use super::{market, AppState};
+use super::AppState;
 
 /// Most instruments one socket may subscribe to.
 pub const MAX_IDS_PER_SOCKET: usize = 200;
@@ -316,11 +316,8 @@ async fn snapshot(app: &AppState, ids: &[InstrumentId]) -> (Utf8Bytes, HashMap<I
         .iter()
         .flatten()
         .map(|q| {
-            ts.insert(q.id.clone(), q.ts);
-            let inst = app.registry.get(&q.id).map(|i| i.as_ref());
-            let (stale, market) =
-                market::freshness(inst, &q.source, q.ts, now, app.hub.source_state(&q.source));
-            QuoteView::from_latest(q, stale, market)
+            ts.insert(q.quote.id.clone(), q.quote.ts);
+            app.quote_view(q, now)
         })
         .collect();
     let frame = serde_json::json!({"type": "snapshot", "quotes": views}).to_string();

@@ -216,3 +216,11 @@ pub fn frame_quotes(frame: &Value) -> Vec<Value> {
         _ => Vec::new(),
     }
 }
+
+/// Sum of `v` over a candles answer.
+pub fn candle_volume(body: &Value) -> f64 {
+    body["candles"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["v"].as_f64()).sum())
+        .unwrap_or(0.0)
+}

@@ -8,7 +8,8 @@
 //!    to 20 instruments while ticks are published at a steady rate.
 //!
 //! Knobs (environment): BENCH_TICKS (default 200000), BENCH_CLIENTS (100), BENCH_RATE (2000
-//! ticks/s), BENCH_SECONDS (10).
+//! ticks/s), BENCH_SECONDS (10), BENCH_BATCH (projection batch, 1000), BENCH_WS (1: run the
+//! WebSocket part).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,7 @@ fn config() -> Config {
     c.http_addr = "127.0.0.1:0".parse().expect("addr");
     c.sources = Vec::new();
     c.rate_limit = 0;
+    c.projection_batch = env("BENCH_BATCH", 1_000) as u32;
     c
 }
 
@@ -251,6 +253,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or(1)
         );
         throughput(env("BENCH_TICKS", 200_000)).await?;
+        if env("BENCH_WS", 1) == 0 {
+            return Ok(());
+        }
         ws_latency(
             env("BENCH_CLIENTS", 100),
             env("BENCH_RATE", 2_000),

@@ -217,6 +217,8 @@ impl App {
         if self.stages.ingest {
             let settings = SourceSettings {
                 sim_seed: self.config.sim_seed,
+                upbit_rest_url: self.config.upbit_rest_url.clone(),
+                upbit_ws_url: self.config.upbit_ws_url.clone(),
                 ..SourceSettings::default()
             };
             for source in build_sources(&self.config.sources, &settings)? {
@@ -241,10 +243,11 @@ impl App {
                 anyhow::bail!("projections need Redis and PostgreSQL");
             };
             let m = self.consumer_metrics.clone();
-            let spec = |projection, stream| ConsumerSpec {
+            let batch = self.config.projection_batch as usize;
+            let spec = move |projection, stream| ConsumerSpec {
                 projection,
                 stream,
-                batch: 1_000,
+                batch,
             };
             let (b, c) = (self.bus.clone(), cancel.clone());
             let w = latest::LatestWriter::new(redis.clone(), ns.clone());

@@ -105,6 +105,10 @@ pub struct Config {
     #[arg(long, env = "SISE_INSTRUMENTS", global = true)]
     pub instruments: Option<PathBuf>,
 
+    /// Most events a projection applies in one transaction.
+    #[arg(long, env = "SISE_PROJECTION_BATCH", default_value_t = 1_000, global = true, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub projection_batch: u32,
+
     /// Most WebSocket clients the edge holds at once.
     #[arg(
         long,

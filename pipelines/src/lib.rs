@@ -4,12 +4,14 @@
 //! instruments, their markets and the simulated market's starting points.
 //!
 //! Sources today: [`sim`] (the default: a seeded random walk per instrument, no keys, no
-//! network). The outside connectors (Upbit, KIS, GoldAPI, Eximbank, NewsAPI) plug in here.
+//! network) and [`upbit`] (live KRW crypto over Upbit's WebSocket, REST snapshot and trade
+//! backfill). The other outside connectors (KIS, GoldAPI, Eximbank, NewsAPI) plug in here.
 
 pub mod error;
 pub mod registry;
 pub mod sim;
 pub mod source;
+pub mod upbit;
 
 pub use error::PipelineError;
 pub use registry::{Instrument, Market, Registry, SimParams};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry as Prom};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry as Prom};
 use sise_bus::{now_ms, Bus, SourceName, SourceState, SourceStatus, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,14 @@ pub struct IngestMetrics {
     pub ticks: IntCounterVec,
     pub errors: IntCounterVec,
     pub state: IntGaugeVec,
+    /// Frames (messages) received from a streaming source, whatever they turn out to be.
+    pub frames: IntCounterVec,
+    /// Frames or answers that could not be parsed (skipped).
+    pub parse_errors: IntCounterVec,
+    /// Reconnections of a streaming source.
+    pub reconnects: IntCounterVec,
+    /// Exchange time → published to the log, seconds.
+    pub lag: HistogramVec,
 }
 
 impl IngestMetrics {
@@ -79,13 +87,52 @@ impl IngestMetrics {
             ),
             &["source"],
         )?;
+        let frames = IntCounterVec::new(
+            Opts::new(
+                "sise_source_frames_received_total",
+                "Frames received from a streaming source",
+            ),
+            &["source"],
+        )?;
+        let parse_errors = IntCounterVec::new(
+            Opts::new(
+                "sise_source_parse_errors_total",
+                "Frames or answers of a source that could not be parsed and were skipped",
+            ),
+            &["source"],
+        )?;
+        let reconnects = IntCounterVec::new(
+            Opts::new(
+                "sise_source_reconnects_total",
+                "Reconnections of a streaming source",
+            ),
+            &["source"],
+        )?;
+        let lag = HistogramVec::new(
+            HistogramOpts::new(
+                "sise_source_lag_seconds",
+                "Exchange time of a tick to its publication on the log",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["source"],
+        )?;
         registry.register(Box::new(ticks.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(state.clone()))?;
+        registry.register(Box::new(frames.clone()))?;
+        registry.register(Box::new(parse_errors.clone()))?;
+        registry.register(Box::new(reconnects.clone()))?;
+        registry.register(Box::new(lag.clone()))?;
         Ok(IngestMetrics {
             ticks,
             errors,
             state,
+            frames,
+            parse_errors,
+            reconnects,
+            lag,
         })
     }
 }
@@ -97,6 +144,10 @@ pub struct SourceSettings {
     pub sim_seed: u64,
     /// Multiplies the simulated tick rate (1.0 = the registry's intervals).
     pub sim_speed: f64,
+    /// Upbit REST base (`SISE_UPBIT_REST_URL`).
+    pub upbit_rest_url: String,
+    /// Upbit WebSocket (`SISE_UPBIT_WS_URL`).
+    pub upbit_ws_url: String,
 }
 
 impl Default for SourceSettings {
@@ -104,6 +155,8 @@ impl Default for SourceSettings {
         SourceSettings {
             sim_seed: 20_260_312,
             sim_speed: 1.0,
+            upbit_rest_url: crate::upbit::DEFAULT_REST_URL.to_owned(),
+            upbit_ws_url: crate::upbit::DEFAULT_WS_URL.to_owned(),
         }
     }
 }
@@ -120,7 +173,10 @@ pub fn build_sources(
                 settings.sim_seed,
                 settings.sim_speed,
             ))),
-            "upbit" | "kis" | "kiwoom" | "gold" | "exim" | "news" => {
+            "upbit" => out.push(Box::new(crate::upbit::Upbit::new(
+                crate::upbit::UpbitSettings::new(&settings.upbit_rest_url, &settings.upbit_ws_url),
+            ))),
+            "kis" | "kiwoom" | "gold" | "exim" | "news" => {
                 return Err(PipelineError::Config {
                     source_name: name.to_string(),
                     message: "this connector is not in this build yet; use SISE_SOURCES=sim".into(),

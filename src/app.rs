@@ -219,6 +219,11 @@ impl App {
                 sim_seed: self.config.sim_seed,
                 upbit_rest_url: self.config.upbit_rest_url.clone(),
                 upbit_ws_url: self.config.upbit_ws_url.clone(),
+                goldapi_url: self.config.goldapi_url.clone(),
+                goldapi_key: self.config.goldapi_key.clone(),
+                gold_fallback_url: self.config.gold_fallback_url.clone(),
+                exim_url: self.config.exim_url.clone(),
+                exim_auth_key: self.config.exim_auth_key.clone(),
                 ..SourceSettings::default()
             };
             for source in build_sources(&self.config.sources, &settings)? {
@@ -236,6 +241,24 @@ impl App {
                         .with_context(|| format!("source {name}"))
                 });
             }
+        }
+
+        if self.stages.project {
+            // Derived instruments (gold and silver in KRW per g and per 돈): computed from the
+            // input ticks and published as ticks of their own, beside the projections.
+            let ctx = SourceContext {
+                bus: self.bus.clone(),
+                registry: self.registry.clone(),
+                metrics: self.ingest_metrics.clone(),
+                cancel: cancel.clone(),
+            };
+            tasks.spawn(async move {
+                use sise_pipelines::Source;
+                Box::new(sise_pipelines::derived::MetalKrw)
+                    .run(ctx)
+                    .await
+                    .context("derived instruments")
+            });
         }
 
         if self.stages.project {

@@ -137,7 +137,8 @@ async fn rest_parameters() {
     }
     let (_, body) = app.get("/api/v1/instruments").await;
     let list = body["instruments"].as_array().unwrap();
-    assert_eq!(list.len(), 20);
+    // 20 market instruments and 4 derived ones.
+    assert_eq!(list.len(), 24);
     let btc = list
         .iter()
         .find(|i| i["id"] == "crypto.upbit.KRW-BTC")

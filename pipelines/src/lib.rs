@@ -4,11 +4,18 @@
 //! instruments, their markets and the simulated market's starting points.
 //!
 //! Sources today: [`sim`] (the default: a seeded random walk per instrument, no keys, no
-//! network) and [`upbit`] (live KRW crypto over Upbit's WebSocket, REST snapshot and trade
-//! backfill). The other outside connectors (KIS, GoldAPI, Eximbank, NewsAPI) plug in here.
+//! network), [`upbit`] (live KRW crypto over Upbit's WebSocket, REST snapshot and trade
+//! backfill), [`gold`] (GoldAPI.io with the keyless gold-api.com fallback) and [`exim`] (Korea
+//! Eximbank FX), polled on [`schedule`]s with the helpers of [`poll`]; [`derived`] computes gold
+//! and silver in KRW per g and per 돈 from their ticks. KIS and NewsAPI plug in here.
 
+pub mod derived;
 pub mod error;
+pub mod exim;
+pub mod gold;
+pub mod poll;
 pub mod registry;
+pub mod schedule;
 pub mod sim;
 pub mod source;
 pub mod upbit;

@@ -173,7 +173,8 @@ mod tests {
         ] {
             assert!(ids.contains(&want), "{want} missing");
         }
-        assert_eq!(ids.len(), 20);
+        // 20 market instruments and 4 derived ones (gold and silver in KRW per g and per 돈).
+        assert_eq!(ids.len(), 24);
         let celltrion = r
             .get(&InstrumentId::parse("stock.krx.068270").unwrap())
             .unwrap();
@@ -182,7 +183,9 @@ mod tests {
         assert_eq!(celltrion.decimals, 0);
         assert_eq!(r.timezone_of(celltrion), chrono_tz::Asia::Seoul);
         for i in r.instruments() {
-            assert!(i.sim.is_some(), "{} has no sim parameters", i.id);
+            // Derived instruments are computed from their (simulated or live) inputs.
+            let derived = i.class == sise_bus::Class::Derived;
+            assert_eq!(i.sim.is_some(), !derived, "{}: sim parameters", i.id);
         }
     }
 

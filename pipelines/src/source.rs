@@ -148,6 +148,14 @@ pub struct SourceSettings {
     pub upbit_rest_url: String,
     /// Upbit WebSocket (`SISE_UPBIT_WS_URL`).
     pub upbit_ws_url: String,
+    /// GoldAPI.io base (`SISE_GOLDAPI_URL`) and key (`GOLDAPI_KEY`, optional).
+    pub goldapi_url: String,
+    pub goldapi_key: Option<secrecy::SecretString>,
+    /// gold-api.com base (`SISE_GOLD_FALLBACK_URL`).
+    pub gold_fallback_url: String,
+    /// Korea Eximbank AP01 endpoint (`SISE_EXIM_URL`) and key (`EXIM_AUTH_KEY`).
+    pub exim_url: String,
+    pub exim_auth_key: Option<secrecy::SecretString>,
 }
 
 impl Default for SourceSettings {
@@ -157,6 +165,11 @@ impl Default for SourceSettings {
             sim_speed: 1.0,
             upbit_rest_url: crate::upbit::DEFAULT_REST_URL.to_owned(),
             upbit_ws_url: crate::upbit::DEFAULT_WS_URL.to_owned(),
+            goldapi_url: crate::gold::DEFAULT_GOLDAPI_URL.to_owned(),
+            goldapi_key: None,
+            gold_fallback_url: crate::gold::DEFAULT_FALLBACK_URL.to_owned(),
+            exim_url: crate::exim::DEFAULT_URL.to_owned(),
+            exim_auth_key: None,
         }
     }
 }
@@ -176,7 +189,17 @@ pub fn build_sources(
             "upbit" => out.push(Box::new(crate::upbit::Upbit::new(
                 crate::upbit::UpbitSettings::new(&settings.upbit_rest_url, &settings.upbit_ws_url),
             ))),
-            "kis" | "kiwoom" | "gold" | "exim" | "news" => {
+            "gold" => out.push(Box::new(crate::gold::Gold::new(
+                crate::gold::GoldSettings::new(
+                    &settings.goldapi_url,
+                    &settings.gold_fallback_url,
+                    settings.goldapi_key.clone(),
+                ),
+            ))),
+            "exim" => out.push(Box::new(crate::exim::Exim::new(
+                crate::exim::EximSettings::new(&settings.exim_url, settings.exim_auth_key.clone()),
+            ))),
+            "kis" | "kiwoom" | "news" => {
                 return Err(PipelineError::Config {
                     source_name: name.to_string(),
                     message: "this connector is not in this build yet; use SISE_SOURCES=sim".into(),

@@ -47,36 +47,6 @@ async fn usdkrw(app: &TestApp) -> Value {
     .await
 }
 
-async fn exim_status(app: &TestApp, state: &str, detail_has: &str) -> Value {
-    wait_for(&format!("exim {state} ({detail_has})"), T, || async {
-        let (_, body) = app.get("/api/v1/sources").await;
-        body["sources"]
-            .as_array()?
-            .iter()
-            .find(|s| {
-                s["source"] == "exim"
-                    && s["state"] == state
-                    && s["detail"].as_str().is_some_and(|d| d.contains(detail_has))
-            })
-            .cloned()
-    })
-    .await
-}
-
-async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Today's rates: USD/KRW 1,452.3 (a comma string) as a JSON number, as of 11:00 KST today,
 /// with the previous business day's rate as the previous close; few calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +62,7 @@ async fn todays_usdkrw_reaches_quotes() {
     let ts = q["ts"].as_i64().unwrap_or_default();
     let as_of = as_of_ms(day(0));
     assert!(ts <= as_of && ts > as_of - 11 * 3_600_000, "{q}");
-    exim_status(&app, "up", &format!("rates of {}", day(0))).await;
+    source_status(&app, "exim", "up", &format!("rates of {}", day(0))).await;
     // The previous close comes from the previous business day (the same fixture here).
     let q = wait_for("the previous close", T, || async {
         let (_, body) = app.get(&format!("/api/v1/quotes?ids={USDKRW}")).await;
@@ -120,7 +90,7 @@ async fn empty_days_keep_the_last_business_days_rate() {
     let q = usdkrw(&app).await;
     assert_eq!(q["price"].as_f64(), Some(1452.3));
     assert_eq!(q["ts"].as_i64(), Some(as_of_ms(last)));
-    let st = exim_status(&app, "up", "last business day").await;
+    let st = source_status(&app, "exim", "up", "last business day").await;
     assert!(
         st["detail"]
             .as_str()
@@ -143,21 +113,21 @@ async fn result_codes_2_3_4_show_as_down_with_the_reason() {
     fake.ok_on(&ymd(day(0)));
     fake.force_code(Some(2));
     let app = start(&fake.url, KEY).await;
-    exim_status(&app, "down", "result 2: DATA code error").await;
+    source_status(&app, "exim", "down", "result 2: DATA code error").await;
     let (_, body) = app.get(&format!("/api/v1/quotes?ids={USDKRW}")).await;
     assert_eq!(body["quotes"].as_array().map(Vec::len), Some(0), "{body}");
     drop(app);
 
     let fake = FakeExim::start(KEY, 1000).await;
     let app = start(&fake.url, "exim-WRONG-key").await;
-    let st = exim_status(&app, "down", "result 3: authentication key error").await;
+    let st = source_status(&app, "exim", "down", "result 3: authentication key error").await;
     assert!(!st.to_string().contains("exim-WRONG-key"));
     drop(app);
 
     let fake = FakeExim::start(KEY, 0).await;
     fake.ok_on(&ymd(day(0)));
     let app = start(&fake.url, KEY).await;
-    exim_status(&app, "down", "result 4: daily call limit reached").await;
+    source_status(&app, "exim", "down", "result 4: daily call limit reached").await;
     assert!(
         metric(
             &app,
@@ -179,7 +149,7 @@ async fn malformed_body_is_skipped_and_counted() {
     let app = start(&fake.url, KEY).await;
     let q = usdkrw(&app).await;
     assert_eq!(q["ts"].as_i64(), Some(as_of_ms(day(1))));
-    exim_status(&app, "degraded", "unexpected answer").await;
+    source_status(&app, "exim", "degraded", "unexpected answer").await;
     assert!(metric(&app, "sise_source_parse_errors_total", &["source=\"exim\""]).await >= 1.0);
 }
 
@@ -196,7 +166,7 @@ async fn the_key_never_appears_in_errors() {
         KEY,
     )
     .await;
-    let st = exim_status(&app, "down", "network error").await;
+    let st = source_status(&app, "exim", "down", "network error").await;
     let text = st.to_string();
     assert!(!text.contains(KEY), "{text}");
     assert!(!text.contains("authkey"), "{text}");

@@ -37,36 +37,6 @@ async fn quote_from(app: &TestApp, id: &str, source: &str) -> Value {
     .await
 }
 
-async fn gold_status(app: &TestApp, state: &str, detail_has: &str) -> Value {
-    wait_for(&format!("gold {state} ({detail_has})"), T, || async {
-        let (_, body) = app.get("/api/v1/sources").await;
-        body["sources"]
-            .as_array()?
-            .iter()
-            .find(|s| {
-                s["source"] == "gold"
-                    && s["state"] == state
-                    && s["detail"].as_str().is_some_and(|d| d.contains(detail_has))
-            })
-            .cloned()
-    })
-    .await
-}
-
-async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn assert_no_key(v: &Value) {
     let text = v.to_string();
     assert!(!text.contains(KEY), "the key leaked: {text}");
@@ -86,7 +56,7 @@ async fn goldapi_ticks_reach_quotes() {
     assert_eq!(xau["ts"].as_i64(), Some(1_773_293_402_000));
     let xag = quote_from(&app, XAG, "goldapi").await;
     assert_eq!(xag["price"].as_f64(), Some(49.12));
-    let st = gold_status(&app, "up", "GoldAPI.io every 18.6 h").await;
+    let st = source_status(&app, "gold", "up", "GoldAPI.io every 18.6 h").await;
     assert_no_key(&st);
     // One round: one request per metal, no fallback needed yet.
     assert_eq!(fake.goldapi_calls(), 2);
@@ -104,7 +74,7 @@ async fn quota_429_switches_to_the_fallback() {
     assert_eq!(xau["price"].as_f64(), Some(4012.35));
     let xag = quote_from(&app, XAG, "goldapicom").await;
     assert_eq!(xag["price"].as_f64(), Some(49.121));
-    let st = gold_status(&app, "degraded", "fallback in use").await;
+    let st = source_status(&app, "gold", "degraded", "fallback in use").await;
     let detail = st["detail"].as_str().unwrap_or_default();
     assert!(
         detail.contains("quota exceeded") && detail.contains("HTTP 429"),
@@ -130,7 +100,7 @@ async fn invalid_key_403_switches_to_the_fallback_without_leaking_the_key() {
     let wrong = "goldapi-WRONG-key-77";
     let app = start(&fake, Some(wrong)).await;
     quote_from(&app, XAU, "goldapicom").await;
-    let st = gold_status(&app, "degraded", "fallback in use").await;
+    let st = source_status(&app, "gold", "degraded", "fallback in use").await;
     let detail = st["detail"].as_str().unwrap_or_default();
     assert!(
         detail.contains("HTTP 403") && detail.contains("Invalid API Key"),
@@ -148,8 +118,9 @@ async fn no_key_uses_the_fallback() {
     let xau = quote_from(&app, XAU, "goldapicom").await;
     // gold-api.com has no previous close; none is invented.
     assert!(xau["prev_close"].is_null(), "{xau}");
-    gold_status(
+    source_status(
         &app,
+        "gold",
         "up",
         "fallback in use: gold-api.com (no GOLDAPI_KEY set)",
     )
@@ -163,7 +134,7 @@ async fn late_goldapi_switches_to_the_fallback() {
     let fake = FakeGold::start(KEY, GoldApiMode::Slow(Duration::from_secs(60))).await;
     let app = start(&fake, Some(KEY)).await;
     quote_from(&app, XAU, "goldapicom").await;
-    gold_status(&app, "degraded", "GoldAPI.io is late").await;
+    source_status(&app, "gold", "degraded", "GoldAPI.io is late").await;
     assert!(
         metric(
             &app,
@@ -182,13 +153,13 @@ async fn server_error_and_malformed_body_switch_and_are_counted() {
     let fake = FakeGold::start(KEY, GoldApiMode::ServerError).await;
     let app = start(&fake, Some(KEY)).await;
     quote_from(&app, XAU, "goldapicom").await;
-    gold_status(&app, "degraded", "HTTP 502").await;
+    source_status(&app, "gold", "degraded", "HTTP 502").await;
     drop(app);
 
     let fake = FakeGold::start(KEY, GoldApiMode::Malformed).await;
     let app = start(&fake, Some(KEY)).await;
     quote_from(&app, XAU, "goldapicom").await;
-    gold_status(&app, "degraded", "unexpected answer").await;
+    source_status(&app, "gold", "degraded", "unexpected answer").await;
     assert!(metric(&app, "sise_source_parse_errors_total", &["source=\"gold\""]).await >= 1.0);
 }
 
@@ -199,7 +170,7 @@ async fn quota_403_switches_to_the_fallback() {
     let fake = FakeGold::start(KEY, GoldApiMode::QuotaExceeded(403)).await;
     let app = start(&fake, Some(KEY)).await;
     quote_from(&app, XAU, "goldapicom").await;
-    let st = gold_status(&app, "degraded", "fallback in use").await;
+    let st = source_status(&app, "gold", "degraded", "fallback in use").await;
     let detail = st["detail"].as_str().unwrap_or_default();
     assert!(
         detail.contains("HTTP 403") && detail.contains("exceeded your monthly request quota"),
@@ -214,7 +185,7 @@ async fn both_providers_failing_is_down() {
     let fake = FakeGold::start(KEY, GoldApiMode::ServerError).await;
     fake.set_fallback(FallbackMode::ServerError);
     let app = start(&fake, Some(KEY)).await;
-    let st = gold_status(&app, "down", "gold-api.com failed: HTTP 503").await;
+    let st = source_status(&app, "gold", "down", "gold-api.com failed: HTTP 503").await;
     let detail = st["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("HTTP 502"), "{detail}");
     let (_, body) = app.get(&format!("/api/v1/quotes?ids={XAU},{XAG}")).await;

@@ -73,21 +73,6 @@ async fn quote(app: &TestApp, id: &str) -> Option<Value> {
     body["quotes"].as_array()?.first().cloned()
 }
 
-/// A metric's value from the app's `/metrics`, by name and label pairs.
-async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }

@@ -138,28 +138,6 @@ impl Outputs {
     }
 }
 
-async fn publish(ctx: &SourceContext, ticks: &[Tick]) {
-    if ticks.is_empty() {
-        return;
-    }
-    match ctx.bus.publish_ticks(ticks).await {
-        Ok(stored) => {
-            let fresh = stored.iter().filter(|s| !s.duplicate).count();
-            ctx.metrics
-                .ticks
-                .with_label_values(&["derived"])
-                .inc_by(fresh as u64);
-        }
-        Err(e) => {
-            ctx.metrics
-                .errors
-                .with_label_values(&["derived", "publish"])
-                .inc();
-            tracing::warn!(source = "derived", error = %e, "publishing derived ticks failed");
-        }
-    }
-}
-
 async fn run(ctx: SourceContext) -> Result<(), PipelineError> {
     let list: Vec<(InstrumentId, InstrumentId, f64)> = OUTPUTS
         .iter()
@@ -204,7 +182,7 @@ async fn run(ctx: SourceContext) -> Result<(), PipelineError> {
                 }
             }
             let start: Vec<Tick> = inputs.iter().flat_map(|i| outs.recompute(i)).collect();
-            publish(&ctx, &start).await;
+            ctx.publish_ticks("derived", &start).await;
             // No SourceStatus: this is a projection of the log, not an outside source (its
             // inputs' sources carry the status the UI shows).
             tracing::info!(
@@ -242,7 +220,7 @@ async fn run(ctx: SourceContext) -> Result<(), PipelineError> {
                 let changed = tick.instrument.clone();
                 outs.last.insert(changed.clone(), tick);
                 let ticks = outs.recompute(&changed);
-                publish(&ctx, &ticks).await;
+                ctx.publish_ticks("derived", &ticks).await;
             }
         }
         ctx.metrics.reconnects.with_label_values(&["derived"]).inc();

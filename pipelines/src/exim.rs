@@ -593,7 +593,7 @@ impl State {
         if changed || self.last_status.is_none() {
             if let Some(h) = &self.held {
                 let ticks = ticks_of(h, self.prev.as_ref(), ctx);
-                publish(ctx, &ticks).await;
+                ctx.publish_ticks("exim", &ticks).await;
             }
         }
         Outcome::Held { failure }
@@ -625,28 +625,6 @@ pub fn code_reason(c: i64) -> String {
         3 => "Eximbank result 3: authentication key error (check EXIM_AUTH_KEY)".into(),
         4 => "Eximbank result 4: daily call limit reached; next try on the next KST day".into(),
         c => format!("Eximbank result {c}: unknown result code"),
-    }
-}
-
-async fn publish(ctx: &SourceContext, ticks: &[Tick]) {
-    if ticks.is_empty() {
-        return;
-    }
-    match ctx.bus.publish_ticks(ticks).await {
-        Ok(stored) => {
-            let fresh = stored.iter().filter(|s| !s.duplicate).count();
-            ctx.metrics
-                .ticks
-                .with_label_values(&["exim"])
-                .inc_by(fresh as u64);
-        }
-        Err(e) => {
-            ctx.metrics
-                .errors
-                .with_label_values(&["exim", "publish"])
-                .inc();
-            tracing::warn!(source = "exim", error = %e, "publishing FX ticks failed");
-        }
     }
 }
 

@@ -331,32 +331,6 @@ fn hours(d: Duration) -> String {
     format!("{:.1} h", d.as_secs_f64() / 3600.0)
 }
 
-async fn publish(ctx: &SourceContext, ticks: &[Tick], provider: &str) {
-    if ticks.is_empty() {
-        return;
-    }
-    match ctx.bus.publish_ticks(ticks).await {
-        Ok(stored) => {
-            let fresh = stored.iter().filter(|s| !s.duplicate).count();
-            ctx.metrics
-                .ticks
-                .with_label_values(&["gold"])
-                .inc_by(fresh as u64);
-            for t in ticks {
-                let lag = (now_ms() - t.ts).max(0) as f64 / 1000.0;
-                ctx.metrics.lag.with_label_values(&["gold"]).observe(lag);
-            }
-        }
-        Err(e) => {
-            ctx.metrics
-                .errors
-                .with_label_values(&["gold", "publish"])
-                .inc();
-            tracing::warn!(source = "gold", provider, error = %e, "publishing metal ticks failed");
-        }
-    }
-}
-
 fn count_failure(ctx: &SourceContext, f: &Failure) {
     ctx.metrics
         .errors
@@ -440,7 +414,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
                     }
                 }
             }
-            publish(&ctx, &ticks, "goldapi").await;
+            ctx.publish_ticks("gold", &ticks).await;
             match failure {
                 None => {
                     served = true;
@@ -511,7 +485,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
                     }
                 }
             }
-            publish(&ctx, &ticks, "goldapicom").await;
+            ctx.publish_ticks("gold", &ticks).await;
             let why = match (&s.key, &goldapi_trouble) {
                 (None, _) => Some("no GOLDAPI_KEY set".to_owned()),
                 (Some(_), Some(t)) => Some(t.clone()),

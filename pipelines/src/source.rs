@@ -51,6 +51,41 @@ impl SourceContext {
     }
 }
 
+impl SourceContext {
+    /// Publish ticks for `source` (the metric label): counts what the stream stored as new and
+    /// the lag from exchange time to publication; a failure is counted and logged, never fatal
+    /// (the source keeps going). Returns whether the ticks were stored.
+    pub async fn publish_ticks(&self, source: &str, ticks: &[sise_bus::Tick]) -> bool {
+        if ticks.is_empty() {
+            return true;
+        }
+        match self.bus.publish_ticks(ticks).await {
+            Ok(stored) => {
+                let fresh = stored.iter().filter(|s| !s.duplicate).count();
+                self.metrics
+                    .ticks
+                    .with_label_values(&[source])
+                    .inc_by(fresh as u64);
+                let now = now_ms();
+                let lag = self.metrics.lag.with_label_values(&[source]);
+                for t in ticks {
+                    lag.observe((now - t.ts).max(0) as f64 / 1000.0);
+                }
+                true
+            }
+            Err(e) => {
+                self.metrics
+                    .errors
+                    .with_label_values(&[source, "publish"])
+                    .inc();
+                let served_by = ticks[0].source.as_str();
+                tracing::warn!(source, served_by, error = %e, "publishing ticks failed");
+                false
+            }
+        }
+    }
+}
+
 /// Metrics of every source, labelled by source name.
 #[derive(Clone)]
 pub struct IngestMetrics {

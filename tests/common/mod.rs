@@ -224,3 +224,41 @@ pub fn candle_volume(body: &Value) -> f64 {
         .map(|c| c.iter().filter_map(|c| c["v"].as_f64()).sum())
         .unwrap_or(0.0)
 }
+
+/// A metric's value from the app's `/metrics`: the sum over the series of `name` whose labels
+/// contain every one of `labels` (e.g. `source="gold"`).
+pub async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Wait (bounded) until `/api/v1/sources` shows `source` in `state` with `detail_has` in its
+/// detail, and return that entry.
+pub async fn source_status(app: &TestApp, source: &str, state: &str, detail_has: &str) -> Value {
+    wait_for(
+        &format!("{source} {state} ({detail_has})"),
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = app.get("/api/v1/sources").await;
+            body["sources"]
+                .as_array()?
+                .iter()
+                .find(|s| {
+                    s["source"] == source
+                        && s["state"] == state
+                        && s["detail"].as_str().is_some_and(|d| d.contains(detail_has))
+                })
+                .cloned()
+        },
+    )
+    .await
+}

@@ -327,6 +327,15 @@ impl StatusBoard {
     }
 }
 
+/// The `up` status text: both providers on their normal schedule.
+fn up_detail(s: &GoldSettings) -> String {
+    format!(
+        "GoldAPI.io every {} (free quota), gold-api.com every {} s between",
+        hours(s.goldapi_interval),
+        s.fallback_interval.as_secs()
+    )
+}
+
 fn hours(d: Duration) -> String {
     format!("{:.1} h", d.as_secs_f64() / 3600.0)
 }
@@ -421,17 +430,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
                     goldapi_trouble = None;
                     goldapi_backoff.reset();
                     next_goldapi = Instant::now() + s.goldapi_interval;
-                    board
-                        .set(
-                            &ctx,
-                            SourceState::Up,
-                            format!(
-                                "GoldAPI.io every {} (free quota), gold-api.com every {} s between",
-                                hours(s.goldapi_interval),
-                                s.fallback_interval.as_secs()
-                            ),
-                        )
-                        .await;
+                    board.set(&ctx, SourceState::Up, up_detail(&s)).await;
                 }
                 Some(f) => {
                     let quota_or_key = matches!(
@@ -494,17 +493,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
             match (failure, why) {
                 (None, None) => {
                     fallback_backoff.reset();
-                    board
-                        .set(
-                            &ctx,
-                            SourceState::Up,
-                            format!(
-                                "GoldAPI.io every {} (free quota), gold-api.com every {} s between",
-                                hours(s.goldapi_interval),
-                                s.fallback_interval.as_secs()
-                            ),
-                        )
-                        .await;
+                    board.set(&ctx, SourceState::Up, up_detail(&s)).await;
                 }
                 (None, Some(why)) => {
                     fallback_backoff.reset();

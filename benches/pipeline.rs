@@ -53,6 +53,8 @@ fn make_tick(id: &InstrumentId, ts: i64, seq: u64, volume: f64) -> Tick {
         ingest_ts: ts,
         source: SourceName::parse("bench").expect("source"),
         seq,
+        backfill: false,
+        inputs: Vec::new(),
     }
 }
 

@@ -87,6 +87,8 @@ async fn gold_and_silver_in_krw_per_gram_and_per_don() {
         ingest_ts: sise_bus::now_ms(),
         source: SourceName::parse("testsrc").expect("source"),
         seq: 1,
+        backfill: false,
+        inputs: Vec::new(),
     };
     fx.ingest_ts = fx.ts;
     app.bus.publish_tick(&fx).await.expect("publish");

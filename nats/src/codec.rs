@@ -70,6 +70,8 @@ mod tests {
             ingest_ts: 1_773_293_415_012,
             source: SourceName::parse("sim").unwrap(),
             seq: u64::MAX - 7, // beyond 2^53: must survive exactly
+            backfill: false,
+            inputs: Vec::new(),
         }
     }
 

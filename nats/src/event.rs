@@ -37,6 +37,25 @@ pub struct Tick {
     pub source: SourceName,
     /// The source's own sequence (can exceed 2^53; never through f64).
     pub seq: u64,
+    /// Fetched after the fact (REST history) rather than observed live. A backfilled tick of the
+    /// same observation as a live one has the same `msg_id`, so the stream keeps only one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backfill: bool,
+    /// For a derived instrument: the input ticks it was computed from (their ids and exchange
+    /// times), so readers can show the inputs' ages. Empty for a market's own tick.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<TickInput>,
+}
+
+/// One input of a derived tick: which instrument, and the exchange time of the value used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickInput {
+    pub instrument: InstrumentId,
+    pub ts: i64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Tick {

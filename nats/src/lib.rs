@@ -24,7 +24,7 @@ pub mod stream;
 pub use codec::{decode, encode};
 pub use consume::{run_consumer, ConsumerMetrics, ConsumerSpec, Delivered, Handler};
 pub use error::BusError;
-pub use event::{News, SourceState, SourceStatus, Tick, SCHEMA_VERSION};
+pub use event::{News, SourceState, SourceStatus, Tick, TickInput, SCHEMA_VERSION};
 pub use id::{Class, InstrumentId, SourceName};
 pub use names::{Namespace, StreamKind};
 pub use publish::Bus;

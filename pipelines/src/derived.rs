@@ -101,6 +101,8 @@ pub fn derive(out: &InstrumentId, grams: f64, metal: &Tick, fx: &Tick) -> Option
             fx.price.to_bits() as i64,
             (grams * 1000.0) as i64,
         ]) >> 11,
+        backfill: false,
+        inputs: Vec::new(),
     };
     tick.validate().ok().map(|_| tick)
 }
@@ -250,6 +252,8 @@ mod tests {
             ingest_ts: ts,
             source: SourceName::parse(source).unwrap(),
             seq: 1,
+            backfill: false,
+            inputs: Vec::new(),
         }
     }
 

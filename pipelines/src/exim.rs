@@ -396,6 +396,8 @@ fn ticks_of(day: &Day, prev: Option<&Day>, ctx: &SourceContext) -> Vec<Tick> {
             ingest_ts: now_ms(),
             source: source_name(),
             seq: ymd * 100 + day.revision,
+            backfill: false,
+            inputs: Vec::new(),
         };
         if tick.validate().is_ok() {
             out.push(tick);

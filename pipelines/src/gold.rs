@@ -245,6 +245,8 @@ fn to_tick(q: &MetalQuote, source: &SourceName) -> Option<Tick> {
         ingest_ts: now_ms(),
         source: source.clone(),
         seq: u64::try_from(q.ts).unwrap_or(0),
+        backfill: false,
+        inputs: Vec::new(),
     })
 }
 

@@ -180,6 +180,8 @@ impl Walk {
             ingest_ts: now_ms(),
             source: sim_name(),
             seq: self.seq,
+            backfill: false,
+            inputs: Vec::new(),
         }
     }
 }

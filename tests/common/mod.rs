@@ -176,6 +176,8 @@ pub fn tick(instrument: &str, ts: i64, price: f64, volume: f64, seq: u64) -> Tic
         ingest_ts: ts + 3,
         source: SourceName::parse("testsrc").expect("source"),
         seq,
+        backfill: false,
+        inputs: Vec::new(),
     }
 }
 

@@ -149,6 +149,8 @@ impl Observation {
             ingest_ts,
             source,
             seq: self.seq,
+            backfill: false,
+            inputs: Vec::new(),
         }
     }
 }

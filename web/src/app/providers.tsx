@@ -4,6 +4,7 @@ import { QueryClientProvider } from "@tanstack/react-query";
 import { useState, type ReactNode } from "react";
 import { FeedProvider } from "@/features/live/feed-context";
 import { PrefsProvider } from "@/features/prefs/prefs";
+import { ReplayProvider } from "@/features/replay/replay-context";
 import { makeQueryClient } from "@/lib/query-client";
 import { ClockProvider } from "@/lib/use-now";
 
@@ -13,7 +14,9 @@ export function Providers({ children }: { children: ReactNode }) {
     <QueryClientProvider client={queryClient}>
       <PrefsProvider>
         <ClockProvider>
-          <FeedProvider>{children}</FeedProvider>
+          <FeedProvider>
+            <ReplayProvider>{children}</ReplayProvider>
+          </FeedProvider>
         </ClockProvider>
       </PrefsProvider>
     </QueryClientProvider>

@@ -30,8 +30,20 @@ describe("parseServerFrame", () => {
     const f = parseServerFrame(JSON.stringify({ type: "ticks", ticks: [q, { id: 1 }] }));
     expect(f).toEqual({ type: "ticks", ticks: [q] });
   });
-  it("ignores replayed ticks", () => {
-    expect(parseServerFrame(JSON.stringify({ type: "tick", replay: true, ...q }))).toBeNull();
+  it("keeps replayed ticks apart from live ones", () => {
+    expect(parseServerFrame(JSON.stringify({ type: "tick", replay: true, ...q }))).toEqual({ type: "replay", ticks: [q] });
+    expect(parseServerFrame(JSON.stringify({ type: "ticks", replay: true, ticks: [q, { id: 1 }] }))).toEqual({ type: "replay", ticks: [q] });
+    expect(parseServerFrame(JSON.stringify({ type: "ticks", ticks: [{ ...q, replay: true }] }))).toMatchObject({ type: "replay" });
+    // A mixed batch: only the live ticks are live.
+    const mixed = parseServerFrame(JSON.stringify({ type: "ticks", ticks: [{ ...q, replay: true }, { ...q, ts: 9 }] }));
+    expect(mixed).toEqual({ type: "ticks", ticks: [{ ...q, ts: 9 }] });
+  });
+  it("parses replay_end", () => {
+    expect(parseServerFrame('{"type":"replay_end","ids":["a",3],"count":12}')).toEqual({ type: "replay_end", ids: ["a"], count: 12 });
+    expect(parseServerFrame('{"type":"replay_end"}')).toEqual({ type: "replay_end", ids: [], count: 0 });
+  });
+  it("keeps an error's code", () => {
+    expect(parseServerFrame('{"type":"error","code":"not_supported","message":"no"}')).toEqual({ type: "error", code: "not_supported", message: "no" });
   });
   it("parses status and error", () => {
     expect(

@@ -3,7 +3,9 @@ import type { NewsItem, Quote, SourceStatus } from "./types";
 
 export type ClientOp =
   | { op: "subscribe"; ids: string[] }
-  | { op: "unsubscribe"; ids: string[] };
+  | { op: "unsubscribe"; ids: string[] }
+  /** 시점 재생: the past ticks of `ids` in `[from, to)`, paced at `speed` × real time. */
+  | { op: "replay"; ids: string[]; from: number; to: number; speed: number };
 
 /** Most ids one socket may subscribe to (the edge's cap). */
 export const MAX_SOCKET_IDS = 200;
@@ -20,7 +22,11 @@ export type ServerFrame =
   | { type: "ticks"; ticks: Quote[] }
   | { type: "status"; status: SourceStatus }
   | { type: "news"; news: NewsItem }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string; code?: string }
+  /** Replayed ticks (`"replay": true`), kept apart from live ones. */
+  | { type: "replay"; ticks: Quote[] }
+  /** A replay finished (`cancelled`: a newer replay op replaced it; `error`: it was cut short). */
+  | { type: "replay_end"; ids: string[]; count: number; cancelled?: boolean; error?: string };
 
 function isQuote(v: unknown): v is Quote {
   if (typeof v !== "object" || v === null) return false;
@@ -30,7 +36,8 @@ function isQuote(v: unknown): v is Quote {
 
 /**
  * Parses one server text frame. `tick` is normalised to a one-element `ticks`; replayed ticks
- * (`"replay": true`) and unknown or malformed frames give `null`.
+ * (`"replay": true`) become a `replay` frame, never a live one; unknown or malformed frames give
+ * `null`.
  */
 export function parseServerFrame(text: string): ServerFrame | null {
   let raw: unknown;
@@ -45,16 +52,28 @@ export function parseServerFrame(text: string): ServerFrame | null {
     case "snapshot":
       return Array.isArray(f.quotes) ? { type: "snapshot", quotes: f.quotes.filter(isQuote) } : null;
     case "tick": {
-      if (f.replay === true) return null;
       const quote: Record<string, unknown> = { ...f };
       delete quote.type;
-      return isQuote(quote) ? { type: "ticks", ticks: [quote] } : null;
+      delete quote.replay;
+      if (!isQuote(quote)) return null;
+      return f.replay === true ? { type: "replay", ticks: [quote] } : { type: "ticks", ticks: [quote] };
     }
-    case "ticks":
-      if (f.replay === true) return null;
-      return Array.isArray(f.ticks)
-        ? { type: "ticks", ticks: f.ticks.filter((t) => isQuote(t) && (t as { replay?: unknown }).replay !== true) }
-        : null;
+    case "ticks": {
+      if (!Array.isArray(f.ticks)) return null;
+      const replayed = (t: unknown) => (t as { replay?: unknown }).replay === true;
+      if (f.replay === true || (f.ticks.length > 0 && f.ticks.every(replayed))) {
+        return { type: "replay", ticks: f.ticks.filter(isQuote) };
+      }
+      return { type: "ticks", ticks: f.ticks.filter((t) => isQuote(t) && !replayed(t)) };
+    }
+    case "replay_end":
+      return {
+        type: "replay_end",
+        ids: Array.isArray(f.ids) ? f.ids.filter((x): x is string => typeof x === "string") : [],
+        count: typeof f.count === "number" ? f.count : 0,
+        ...(f.cancelled === true ? { cancelled: true } : {}),
+        ...(typeof f.error === "string" ? { error: f.error } : {}),
+      };
     case "status":
       return typeof f.source === "string"
         ? {
@@ -87,7 +106,11 @@ export function parseServerFrame(text: string): ServerFrame | null {
       };
     }
     case "error":
-      return { type: "error", message: typeof f.message === "string" ? f.message : "unknown error" };
+      return {
+        type: "error",
+        message: typeof f.message === "string" ? f.message : "unknown error",
+        ...(typeof f.code === "string" ? { code: f.code } : {}),
+      };
     default:
       return null;
   }

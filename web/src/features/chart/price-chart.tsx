@@ -4,7 +4,9 @@
 // removed in its cleanup). History comes page by page from REST (`candleQueries.history`,
 // older pages when the user scrolls left); the live last candle is folded from raw WebSocket
 // ticks and drawn once per animation frame; news about the instrument are markers. Times are
-// shifted to KST wall clock (see lib/candles).
+// shifted to KST wall clock (see lib/candles). A bucket with no trade while the market was open
+// is drawn as a hole (whitespace points, see ./gaps), never bridged. During a 시점 재생 the
+// history is the one at the replay's start and the last candle grows from replayed ticks only.
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import {
   CandlestickSeries,
@@ -25,11 +27,14 @@ import {
 import { useEffect, useRef } from "react";
 import { useFeed } from "@/features/live/feed-context";
 import { usePrefs } from "@/features/prefs/prefs";
+import { replayCandleQueries } from "@/features/replay/replay-api";
+import { useReplayView } from "@/features/replay/replay-context";
 import { candleQueries, newsQueries } from "@/lib/api";
-import { applyTick, candleAt, mergePages, toChartTime } from "@/lib/candles";
+import { applyTick, candleAt, INTERVAL_MS, mergePages, toChartTime } from "@/lib/candles";
 import { formatPrice, formatVolume, priceDigits } from "@/lib/format";
 import type { ChartStyle } from "@/lib/layout";
-import type { Candle, Instrument, Interval } from "@/lib/types";
+import type { Candle, Instrument, Interval, Quote } from "@/lib/types";
+import { gapsBetween, isGap, withGaps } from "./gaps";
 
 const UP = { light: "#e5383b", dark: "#ff5a5f" };
 const DOWN = { light: "#1e6fe8", dark: "#4c8dff" };
@@ -70,6 +75,9 @@ function volumeColor(c: Candle, dark: boolean): string {
   return `${c.c >= c.o ? p.up : p.down}55`;
 }
 
+/** Ticks kept while the history is still loading (folded in once it arrives). */
+const MAX_EARLY_TICKS = 5_000;
+
 export default function PriceChart({
   id,
   interval,
@@ -91,12 +99,21 @@ export default function PriceChart({
   const barsKey = useRef("");
   const darkRef = useRef(dark);
   const fmt = useRef({ currency: "KRW", decimals: 0, lang });
-  const history = useInfiniteQuery(candleQueries.history(id, interval));
+  const replayFrom = useReplayView()?.params.from ?? null;
+  const history = useInfiniteQuery(
+    (replayFrom === null ? candleQueries.history(id, interval) : replayCandleQueries.history(id, interval, replayFrom)) as ReturnType<
+      typeof candleQueries.history
+    >,
+  );
+  const market = instrument?.market ?? "crypto";
+  const marketRef = useRef(market);
+  const early = useRef<Quote[]>([]);
   const news = useQuery(newsQueries.list(id)).data;
   const paging = useRef({ hasNext: false, fetching: false, fetchNext: () => {} });
 
   useEffect(() => {
     darkRef.current = dark;
+    marketRef.current = market;
     fmt.current = { currency: instrument?.currency ?? "KRW", decimals: instrument?.decimals ?? 0, lang };
     paging.current = {
       hasNext: history.hasNextPage,
@@ -117,6 +134,21 @@ export default function PriceChart({
     const up = c.c >= c.o;
     el.dataset.direction = up ? "up" : "down";
     el.textContent = `O ${f(c.o)}  H ${f(c.h)}  L ${f(c.l)}  C ${f(c.c)}  V ${formatVolume(c.v, l)}`;
+  };
+
+  /** All bars → the three series, with holes where the market was open but nothing traded. */
+  const redraw = (iv: Interval) => {
+    const s = seriesRef.current;
+    if (!s) return;
+    const d = darkRef.current;
+    const bars2 = withGaps(bars.current, iv, marketRef.current);
+    s.candle.setData(bars2.map((c) => (isGap(c) ? { time: time(c.t) } : { time: time(c.t), open: c.o, high: c.h, low: c.l, close: c.c })));
+    s.line.setData(bars2.map((c) => (isGap(c) ? { time: time(c.t) } : { time: time(c.t), value: c.c })));
+    s.volume.setData(bars2.map((c) => (isGap(c) ? { time: time(c.t) } : { time: time(c.t), value: c.v, color: volumeColor(c, d) })));
+    if (container.current) {
+      container.current.dataset.bars = String(bars.current.length);
+      container.current.dataset.gaps = String(bars2.length - bars.current.length);
+    }
   };
 
   // Create the chart once; remove it on unmount.
@@ -183,7 +215,8 @@ export default function PriceChart({
     });
     s.candle.applyOptions({ upColor: p.up, downColor: p.down, wickUpColor: p.up, wickDownColor: p.down });
     s.line.applyOptions({ color: dark ? "#38bdf8" : "#0369a1" });
-    s.volume.setData(bars.current.map((c) => ({ time: time(c.t), value: c.v, color: volumeColor(c, dark) })));
+    redraw(interval);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- colours only; data effects redraw on their own
   }, [dark]);
 
   // Candles or line.
@@ -209,20 +242,26 @@ export default function PriceChart({
 
   // History → series (first page, older pages, or a refetch after a reconnect).
   const pages = history.data?.pages;
+  const key = `${id}|${interval}|${replayFrom ?? "live"}`;
   useEffect(() => {
     const s = seriesRef.current;
     if (!s) return;
-    const key = `${id}|${interval}`;
-    const merged = keepLive(pages ? mergePages(pages) : [], barsKey.current === key ? bars.current : []);
-    barsKey.current = key;
+    if (barsKey.current !== key) {
+      // Another instrument, interval, or replay: nothing of the old series carries over.
+      barsKey.current = key;
+      bars.current = [];
+      if (!pages) early.current = [];
+    }
+    const merged = keepLive(pages ? mergePages(pages) : [], bars.current);
+    if (merged.length > 0 && early.current.length > 0) {
+      for (const tk of early.current) applyTick(merged, tk, interval);
+      early.current = [];
+    }
     bars.current = merged;
-    const d = darkRef.current;
-    s.candle.setData(merged.map((c) => ({ time: time(c.t), open: c.o, high: c.h, low: c.l, close: c.c })));
-    s.line.setData(merged.map((c) => ({ time: time(c.t), value: c.c })));
-    s.volume.setData(merged.map((c) => ({ time: time(c.t), value: c.v, color: volumeColor(c, d) })));
+    redraw(interval);
     writeLegend(merged[merged.length - 1]);
-    if (container.current) container.current.dataset.bars = String(merged.length);
-  }, [pages, id, interval]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- `key` covers id, interval and the replay
+  }, [pages, key]);
 
   // Live ticks → the last candle, drawn at most once per frame.
   useEffect(() => {
@@ -247,15 +286,28 @@ export default function PriceChart({
       added = false;
     };
     const off = feed.onTicks(id, (ticks) => {
-      if (bars.current.length === 0) return; // wait for history
+      if (bars.current.length === 0 || barsKey.current !== key) {
+        // History not here yet: keep the ticks to fold in when it comes.
+        if (early.current.length < MAX_EARLY_TICKS) early.current.push(...ticks);
+        return;
+      }
       for (const tk of ticks) {
         const before = bars.current.length;
+        const prevT = bars.current[before - 1]?.t;
         const c = applyTick(bars.current, tk, interval);
-        if (c) {
+        if (!c) continue;
+        if (bars.current.length !== before && prevT !== undefined && c.t > prevT + INTERVAL_MS[interval] && gapsBetween(prevT, c.t, interval, marketRef.current).length > 0) {
+          // The new candle skipped buckets while the market was open: redraw with the hole.
           if (dirty && dirty !== c) draw();
-          dirty = c;
-          if (bars.current.length !== before) added = true;
+          dirty = null;
+          redraw(interval);
+          writeLegend(c);
+          if (container.current) container.current.dataset.last = String(c.c);
+          continue;
         }
+        if (dirty && dirty !== c) draw();
+        dirty = c;
+        if (bars.current.length !== before) added = true;
       }
       if (dirty && raf === null) raf = requestAnimationFrame(draw);
     });
@@ -263,7 +315,7 @@ export default function PriceChart({
       off();
       if (raf !== null) cancelAnimationFrame(raf);
     };
-  }, [feed, id, interval]);
+  }, [feed, id, interval, key]);
 
   // News headlines about this instrument as markers on their candles.
   useEffect(() => {

@@ -7,6 +7,7 @@ import { useCallback, useState, useSyncExternalStore } from "react";
 import { ChartWidget } from "@/features/chart/chart-widget";
 import { useLayoutStore, type LayoutStore } from "@/features/layout/use-layout";
 import { usePrefs } from "@/features/prefs/prefs";
+import { ReplayBanner } from "@/features/replay/components/replay-banner";
 import { setChart } from "@/lib/layout";
 import { ConnectionBanner, SourceNotice } from "./components/banners";
 import { Header } from "./components/header";
@@ -75,6 +76,7 @@ function LiveDashboard() {
     <>
       <Header right={<LayoutControls store={store} />} />
       <main className="mx-auto flex max-w-[2560px] flex-col gap-3 p-3 sm:p-4" data-testid="dashboard" data-layout-id={store.layoutId ?? ""} data-editable={editable}>
+        <ReplayBanner />
         <ConnectionBanner />
         {!editable ? (
           <div data-testid="readonly-banner" role="status" className="flex flex-wrap items-center gap-3 rounded-lg border border-sky-300 bg-sky-50 px-4 py-2 text-sm text-sky-900 dark:border-sky-500/40 dark:bg-sky-500/10 dark:text-sky-100">

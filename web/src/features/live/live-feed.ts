@@ -5,6 +5,11 @@
 // events into their queries, and after a reconnect fills the gap from REST (quotes, and candles
 // by invalidating them). Raw ticks are also handed to per-instrument listeners (the chart's live
 // candle needs every trade's volume, not just the latest quote).
+//
+// Replay mode (시점 재생, driven by features/replay on sockets of its own): while a `ReplayHook` is
+// set, the cache and the tick listeners are fed only by replayed ticks (`applyReplayTicks`); live
+// snapshots, ticks and REST quotes keep arriving on this socket's subscription but are parked in a
+// shadow map, so leaving replay puts the live state back at once.
 import type { QueryClient } from "@tanstack/react-query";
 import { getQuotes, newsQueries, quoteQueries, sourceQueries } from "@/lib/api";
 import type { NewsItem, Quote, SourceInfo, SourceStatus } from "@/lib/types";
@@ -30,6 +35,12 @@ export interface LiveFeedOptions {
 
 type TickListener = (ticks: readonly Quote[]) => void;
 
+/** The replay owner, told what it needs to know while in replay mode. */
+export interface ReplayHook {
+  /** The retained ids changed (a widget or symbol appeared or went away). */
+  onIdsChange(ids: readonly string[]): void;
+}
+
 export class LiveFeed {
   private readonly refs = new Map<string, number>();
   private readonly listeners = new Map<string, Set<TickListener>>();
@@ -41,6 +52,9 @@ export class LiveFeed {
   private readonly restPending = new Set<string>();
   private socket: LiveSocket | null = null;
   private state: FeedState = { status: "connecting", failures: 0, retryAt: null, lastError: null };
+  private replay: ReplayHook | null = null;
+  /** Live quotes that arrived during replay mode, latest per id. */
+  private shadow = new Map<string, Quote>();
 
   constructor(private readonly opts: LiveFeedOptions) {}
 
@@ -114,6 +128,56 @@ export class LiveFeed {
 
   getState = (): FeedState => this.state;
 
+  /** Whether replay mode is on. */
+  get replaying(): boolean {
+    return this.replay !== null;
+  }
+
+  /**
+   * Enters replay mode: the quotes on screen are cleared (the replay fills them) after being
+   * parked with the live ones, and from now on only `applyReplayTicks` writes quotes and candles.
+   */
+  enterReplay(hook: ReplayHook): void {
+    const qc = this.opts.queryClient;
+    if (this.replay === null) {
+      for (const [key, q] of qc.getQueriesData<Quote | null>({ queryKey: ["quotes", "live"] })) {
+        const id = key[2];
+        if (q && typeof id === "string") this.park(q);
+      }
+      for (const q of this.pending.values()) this.park(q);
+    }
+    this.pending = new Map();
+    this.replay = hook;
+    qc.setQueriesData<Quote | null>({ queryKey: ["quotes", "live"] }, null);
+  }
+
+  /** Back to live: the parked live quotes go on screen now, and candles are fetched afresh. */
+  exitReplay(): void {
+    if (this.replay === null) return;
+    this.replay = null;
+    const qc = this.opts.queryClient;
+    const parked = this.shadow;
+    this.shadow = new Map();
+    this.pending = new Map();
+    qc.setQueriesData<Quote | null>({ queryKey: ["quotes", "live"] }, null);
+    for (const [id, q] of parked) qc.setQueryData(quoteQueries.live(id).queryKey, q);
+    const missing = [...this.refs.keys()].filter((id) => !parked.has(id));
+    if (missing.length > 0) void this.loadRest(missing);
+    void qc.invalidateQueries({ queryKey: ["candles"] });
+  }
+
+  /** Replayed ticks → the cache and the tick listeners (only in replay mode). */
+  applyReplayTicks(ticks: readonly Quote[]): void {
+    if (this.replay === null || ticks.length === 0) return;
+    this.queue(ticks);
+    this.notify(ticks);
+  }
+
+  private park(q: Quote): void {
+    const have = this.shadow.get(q.id);
+    if (!have || have.ts <= q.ts) this.shadow.set(q.id, q);
+  }
+
   subscribeState = (listener: () => void): (() => void) => {
     this.stateListeners.add(listener);
     return () => this.stateListeners.delete(listener);
@@ -135,6 +199,7 @@ export class LiveFeed {
       this.syncQueued = false;
       if (!this.socket) return;
       this.socket.setIds([...this.refs.keys()]);
+      this.replay?.onIdsChange([...this.refs.keys()]);
       const fresh = [...this.restPending].filter((id) => this.refs.has(id));
       this.restPending.clear();
       if (fresh.length > 0) void this.loadRest(fresh);
@@ -163,7 +228,11 @@ export class LiveFeed {
         break;
       case "ticks":
         this.enqueue(frame.ticks);
-        this.notify(frame.ticks);
+        if (this.replay === null) this.notify(frame.ticks);
+        break;
+      case "replay":
+      case "replay_end":
+        // Replays run on sockets of their own (features/replay); never mixed into live data.
         break;
       case "status":
         this.applyStatus(frame.status);
@@ -189,7 +258,16 @@ export class LiveFeed {
     for (const [id, list] of byId) for (const l of this.listeners.get(id) ?? []) l(list);
   }
 
+  /** Live quotes: to the screen, or parked while replaying. */
   private enqueue(quotes: readonly Quote[]): void {
+    if (this.replay !== null) {
+      for (const q of quotes) this.park(q);
+      return;
+    }
+    this.queue(quotes);
+  }
+
+  private queue(quotes: readonly Quote[]): void {
     for (const q of quotes) {
       const have = this.pending.get(q.id);
       if (!have || have.ts <= q.ts) this.pending.set(q.id, q);

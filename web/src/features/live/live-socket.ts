@@ -80,8 +80,11 @@ export class LiveSocket {
     this.connect();
   }
 
-  private send(op: ClientOp): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(op));
+  /** Sends an op now if the socket is open; false when it is not (nothing is queued). */
+  send(op: ClientOp): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(op));
+    return true;
   }
 
   private connect(): void {

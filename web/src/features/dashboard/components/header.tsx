@@ -2,6 +2,9 @@
 
 import { useFeedState } from "@/features/live/feed-context";
 import { usePrefs, type ThemePref } from "@/features/prefs/prefs";
+import { ReplayControl } from "@/features/replay/components/replay-control";
+import { replayText } from "@/features/replay/messages";
+import { useReplayView } from "@/features/replay/replay-context";
 import type { MessageKey } from "@/lib/i18n";
 import { clockText, marketSession, type MarketSession } from "@/lib/market-clock";
 import { useNow } from "@/lib/use-now";
@@ -36,6 +39,7 @@ export function Header({ right }: { right?: React.ReactNode }) {
   const now = useNow();
   const conn = useFeedState();
   const connKey: MessageKey = conn.status === "open" ? "live" : conn.status === "connecting" ? "connecting" : "disconnected";
+  const replay = useReplayView() !== null;
   return (
     <header className="sticky top-0 z-30 border-b border-slate-200 bg-white/90 backdrop-blur dark:border-slate-800 dark:bg-[#0b1220]/90">
       <div className="mx-auto flex max-w-[2560px] flex-wrap items-center gap-x-4 gap-y-1 px-3 py-2 sm:px-4">
@@ -43,8 +47,9 @@ export function Header({ right }: { right?: React.ReactNode }) {
           <span className="text-lg font-extrabold tracking-tight">{t("appName")}</span>
           <span className="hidden text-xs text-slate-500 lg:inline">{t("tagline")}</span>
         </h1>
-        <div data-testid="kst-clock" className="font-mono text-sm tabular-nums" aria-label="KST">
-          {now > 0 ? clockText(now, "Asia/Seoul") : "--:--:--"} <span className="text-xs text-slate-500">KST</span>
+        <div data-testid="kst-clock" data-replay={replay} className={`font-mono text-sm tabular-nums ${replay ? "rounded bg-violet-700 px-1.5 text-white" : ""}`} aria-label="KST">
+          {replay ? <span className="mr-1 text-[10px] font-bold">{replayText(lang, "replayClock")}</span> : null}
+          {now > 0 ? clockText(now, "Asia/Seoul") : "--:--:--"} <span className={`text-xs ${replay ? "text-violet-100" : "text-slate-500"}`}>KST</span>
         </div>
         <ul className="order-last flex w-full gap-4 text-xs sm:order-none sm:w-auto" aria-label="markets">
           <MarketClock market="krx" label="krx" now={now} />
@@ -54,8 +59,9 @@ export function Header({ right }: { right?: React.ReactNode }) {
         <div className="ml-auto flex items-center gap-1.5">
           <span data-testid="ws-state" data-state={conn.status} className="flex items-center gap-1 text-xs text-slate-500 dark:text-slate-400">
             <span className={`h-2 w-2 rounded-full ${conn.status === "open" ? "bg-emerald-500" : conn.status === "connecting" ? "bg-amber-400" : "bg-red-500"}`} aria-hidden />
-            <span className="hidden sm:inline">{t(connKey)}</span>
+            <span className="hidden sm:inline">{replay && conn.status === "open" ? replayText(lang, "connected") : t(connKey)}</span>
           </span>
+          <ReplayControl />
           {right}
           <button
             type="button"

@@ -237,3 +237,33 @@ describe("ReplayController", () => {
     expect(cached(A)).toBeNull();
   });
 });
+
+describe("ReplayController before the page shows anything", () => {
+  beforeEach(() => {
+    FakeSocket.all = [];
+    vi.stubGlobal("WebSocket", FakeSocket);
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("waits for the first instruments on screen and starts its clock then", async () => {
+    const qc = new QueryClient();
+    let now = WALL;
+    const feed = new LiveFeed({ queryClient: qc, url: "ws://x/ws", schedule: () => 0, cancel: () => {}, loadQuotes: async () => [] });
+    const c = new ReplayController({ feed, channels: socketChannels("ws://x/ws"), now: () => now, setInterval: () => 1, clearInterval: () => {} });
+    // A replay link: the controller starts before the feed and before any widget.
+    c.start({ from: T0, to: null, speed: 60 });
+    feed.start();
+    FakeSocket.all[0]!.serverOpen();
+    expect(c.channelIds).toEqual([]);
+    now += 2_000; // the layout loads
+    feed.retain([A]);
+    await flushMicrotasks();
+    expect(c.channelIds).toEqual([[A]]);
+    expect(c.clock()).toBe(T0);
+    const rs = FakeSocket.all[1]!;
+    rs.serverOpen();
+    expect(rs.ops()).toEqual([{ op: "replay", ids: [A], from: T0, to: T0 + 60 * WINDOW_REAL_MS, speed: 60 }]);
+    feed.stop();
+    c.exit();
+  });
+});

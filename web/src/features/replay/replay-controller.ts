@@ -149,6 +149,15 @@ export class ReplayController implements ReplayHook {
   onIdsChange(ids: readonly string[]): void {
     const s = this.session;
     if (!s?.active) return;
+    if (this.channels.length === 0) {
+      // The first instruments on screen (a replay link opens before the layout has loaded): the
+      // replay begins now, from its start.
+      if (ids.length === 0) return;
+      s.restartClock(this.now());
+      this.addChannels(ids);
+      this.emit();
+      return;
+    }
     const have = new Set(this.channels.flatMap((c) => c.ids));
     const fresh = ids.filter((id) => !have.has(id));
     if (fresh.length > 0) this.addChannels(fresh, Math.floor(s.clock(this.now())));

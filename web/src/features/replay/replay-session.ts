@@ -165,6 +165,16 @@ export class ReplaySession {
     return out;
   }
 
+  /**
+   * Starts the clock over from the window's start (nothing was asked for yet: the page had no
+   * instruments on screen when the replay began).
+   */
+  restartClock(now: number): void {
+    if (!this.active || this.view.count > 0 || this.held.length > 0) return;
+    this.anchorWall = now;
+    this.anchorReplay = this.view.windowFrom;
+  }
+
   /** The edge refused the replay or could not read it. */
   fail(message: string): void {
     if (!this.active) return;

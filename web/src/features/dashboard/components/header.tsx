@@ -20,7 +20,7 @@ function sessionKey(s: MarketSession): MessageKey {
 
 function MarketClock({ market, label, now, zone }: { market: string; label: MessageKey; now: number; zone?: string }) {
   const { t } = usePrefs();
-  const s = now > 0 ? marketSession(market, now) : { state: "closed" as const, reason: null };
+  const s = now > 0 ? marketSession(market, now) : { state: "closed" as const, reason: null, note: null };
   const open = s.state === "open";
   return (
     <li data-testid={`market-${market}`} data-state={s.state} className="flex items-center gap-1.5 whitespace-nowrap">

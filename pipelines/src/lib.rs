@@ -9,6 +9,7 @@
 //! Eximbank FX), polled on [`schedule`]s with the helpers of [`poll`]; [`derived`] computes gold
 //! and silver in KRW per g and per 돈 from their ticks. KIS and NewsAPI plug in here.
 
+pub mod calendar;
 pub mod derived;
 pub mod error;
 pub mod exim;

@@ -1,7 +1,9 @@
-// Market sessions from the calendar data file (`market-calendar.json`): is a market open, in its
-// pre/post session, or closed (weekend, holiday) at a given instant. Time zones and daylight saving
-// come from Intl, so New York's DST needs no table. Pure functions; the header clocks and the
-// quote rows' "장 마감" marks use them.
+// Market sessions from THE calendar data file (`market-calendar.json`, version 2), the same file
+// the Rust scheduler and edge embed (pipelines/src/calendar.rs): is a market in its regular
+// session, its pre/post extended hours, or closed (night, weekend, holiday) at an instant.
+// The rules mirror the Rust module: a session belongs to the local date it starts on, one whose
+// end is not after its start runs past midnight, a holiday closes the day, a special day replaces
+// the day's sessions, an unknown market is closed. Time zones and daylight saving come from Intl.
 import calendarData from "./market-calendar.json";
 
 export type SessionState = "open" | "pre" | "post" | "closed";
@@ -11,29 +13,40 @@ export interface MarketSession {
   state: SessionState;
   /** Why it is closed, when it is. */
   reason: ClosedReason | null;
+  /** The holiday's or special day's name from the calendar (e.g. "수능일 (10시 개장)"), if any. */
+  note: string | null;
 }
 
-interface SessionRule {
+type Range = [string, string];
+
+interface Sessions {
+  pre?: Range;
+  open?: Range;
+  post?: Range;
+}
+
+interface MarketRule {
+  name?: string;
   timeZone: string;
   alwaysOpen?: boolean;
+  /** ISO weekdays (1 = Monday … 7 = Sunday) on which sessions start. */
   weekdays?: number[];
-  pre?: string;
-  open?: string;
-  close?: string;
-  post?: string;
-  /** The session opens at `open` on a listed weekday and closes at `close` the next day. */
-  overnight?: boolean;
-  holidays?: string[];
-  earlyCloses?: Record<string, string>;
-  lateOpens?: Record<string, string>;
+  sessions?: Sessions;
+  holidaysThrough?: string;
+  holidays?: Record<string, string>;
+  special?: Record<string, { name?: string; sessions: Sessions }>;
 }
 
 export interface MarketCalendar {
   version: number;
-  markets: Record<string, SessionRule>;
+  markets: Record<string, MarketRule>;
 }
 
 export const MARKET_CALENDAR = calendarData as unknown as MarketCalendar;
+
+const PHASES = ["pre", "open", "post"] as const;
+type Phase = (typeof PHASES)[number];
+const RANK: Record<SessionState, number> = { open: 3, pre: 2, post: 1, closed: 0 };
 
 const partFormatters = new Map<string, Intl.DateTimeFormat>();
 
@@ -86,16 +99,71 @@ export function localTime(epochMs: number, timeZone: string): LocalTime {
   };
 }
 
-function toMinutes(hhmm: string | undefined, fallback: number): number {
-  if (!hhmm) return fallback;
-  const [h, m] = hhmm.split(":");
-  return Number(h) * 60 + Number(m ?? 0);
+/** The zone's offset from UTC at an instant, in ms (Seoul: +9 h). */
+function offsetMs(epochMs: number, timeZone: string): number {
+  const t = localTime(epochMs, timeZone);
+  const wall = Date.parse(`${t.date}T${t.hh}:${t.mm}:${t.ss}Z`);
+  return wall - Math.floor(epochMs / 1000) * 1000;
 }
 
-function previousDate(date: string): string {
+/** A local wall-clock time (`YYYY-MM-DD`, `HH:MM`) in a zone as epoch ms. */
+function localToEpoch(date: string, hhmm: string, timeZone: string): number {
+  const wall = Date.parse(`${date}T${hhmm}:00Z`);
+  let t = wall - offsetMs(wall, timeZone);
+  // Once more with the offset at the guess, for days on which the offset changes.
+  t = wall - offsetMs(t, timeZone);
+  return t;
+}
+
+function addDays(date: string, days: number): string {
   const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() - 1);
+  d.setUTCDate(d.getUTCDate() + days);
   return d.toISOString().slice(0, 10);
+}
+
+function isoWeekday(date: string): number {
+  const w = new Date(`${date}T00:00:00Z`).getUTCDay();
+  return w === 0 ? 7 : w;
+}
+
+interface Interval {
+  phase: Phase;
+  start: number;
+  end: number;
+}
+
+/** The sessions that start on local `date` (none on a weekend or holiday). */
+function sessionsOn(rule: MarketRule, date: string): Sessions {
+  if (rule.holidays?.[date] !== undefined) return {};
+  const special = rule.special?.[date];
+  if (special) return special.sessions;
+  if (!(rule.weekdays ?? [1, 2, 3, 4, 5]).includes(isoWeekday(date))) return {};
+  return rule.sessions ?? {};
+}
+
+function intervalsOn(rule: MarketRule, date: string): Interval[] {
+  const out: Interval[] = [];
+  const s = sessionsOn(rule, date);
+  for (const phase of PHASES) {
+    const r = s[phase];
+    if (!r) continue;
+    const [from, to] = r;
+    const start = localToEpoch(date, from, rule.timeZone);
+    const end = localToEpoch(to <= from ? addDays(date, 1) : date, to, rule.timeZone);
+    if (end > start) out.push({ phase, start, end });
+  }
+  return out;
+}
+
+function phaseAt(rule: MarketRule, epochMs: number): SessionState {
+  const today = localTime(epochMs, rule.timeZone).date;
+  let best: SessionState = "closed";
+  for (const d of [addDays(today, -1), today]) {
+    for (const i of intervalsOn(rule, d)) {
+      if (i.start <= epochMs && epochMs < i.end && RANK[i.phase] > RANK[best]) best = i.phase;
+    }
+  }
+  return best;
 }
 
 /** The session state of `market` (`krx`, `us`, `crypto`, `metal`, `fx`) at `epochMs`. */
@@ -105,31 +173,39 @@ export function marketSession(
   calendar: MarketCalendar = MARKET_CALENDAR,
 ): MarketSession {
   const rule = calendar.markets[market];
-  if (!rule || rule.alwaysOpen) return { state: "open", reason: null };
+  if (!rule) return { state: "closed", reason: "hours", note: null };
+  if (rule.alwaysOpen) return { state: "open", reason: null, note: null };
   const t = localTime(epochMs, rule.timeZone);
-  const weekdays = rule.weekdays ?? [1, 2, 3, 4, 5];
-  const holidays = rule.holidays ?? [];
+  const holiday = rule.holidays?.[t.date];
+  const special = rule.special?.[t.date]?.name ?? null;
+  const state = phaseAt(rule, epochMs);
+  if (state !== "closed") return { state, reason: null, note: special };
+  if (holiday !== undefined) return { state, reason: "holiday", note: holiday };
+  const weekend = t.weekday >= 6 && rule.special?.[t.date] === undefined;
+  return { state, reason: weekend ? "weekend" : "hours", note: special };
+}
 
-  if (rule.overnight) {
-    const open = toMinutes(rule.open, 0);
-    const close = toMinutes(rule.close, 24 * 60);
-    const prevWeekday = t.weekday === 1 ? 7 : t.weekday - 1;
-    const openedToday = t.minutes >= open && weekdays.includes(t.weekday) && !holidays.includes(t.date);
-    const openedYesterday =
-      t.minutes < close && weekdays.includes(prevWeekday) && !holidays.includes(previousDate(t.date));
-    if (openedToday || openedYesterday) return { state: "open", reason: null };
-    const weekend = !weekdays.includes(t.weekday) && !weekdays.includes(prevWeekday);
-    return { state: "closed", reason: weekend || t.weekday === 6 ? "weekend" : "hours" };
+/** Whether a regular session runs on local `date` (`YYYY-MM-DD` in the market's own zone). */
+export function isTradingDay(market: string, date: string, calendar: MarketCalendar = MARKET_CALENDAR): boolean {
+  const rule = calendar.markets[market];
+  if (!rule) return false;
+  if (rule.alwaysOpen) return true;
+  return sessionsOn(rule, date).open !== undefined;
+}
+
+/** The next instant after `epochMs` at which the market's state changes (null: never, unknown). */
+export function nextChange(market: string, epochMs: number, calendar: MarketCalendar = MARKET_CALENDAR): number | null {
+  const rule = calendar.markets[market];
+  if (!rule || rule.alwaysOpen) return null;
+  const now = phaseAt(rule, epochMs);
+  const today = localTime(epochMs, rule.timeZone).date;
+  const edges: number[] = [];
+  for (let k = -1; k <= 21; k++) {
+    for (const i of intervalsOn(rule, addDays(today, k))) edges.push(i.start, i.end);
   }
-
-  if (!weekdays.includes(t.weekday)) return { state: "closed", reason: "weekend" };
-  if (holidays.includes(t.date)) return { state: "closed", reason: "holiday" };
-  const open = toMinutes(rule.lateOpens?.[t.date] ?? rule.open, 0);
-  const close = toMinutes(rule.earlyCloses?.[t.date] ?? rule.close, 24 * 60);
-  if (t.minutes >= open && t.minutes < close) return { state: "open", reason: null };
-  if (rule.pre && t.minutes >= toMinutes(rule.pre, open) && t.minutes < open) return { state: "pre", reason: null };
-  if (rule.post && t.minutes >= close && t.minutes < toMinutes(rule.post, close)) return { state: "post", reason: null };
-  return { state: "closed", reason: "hours" };
+  edges.sort((a, b) => a - b);
+  for (const e of edges) if (e > epochMs && phaseAt(rule, e) !== now) return e;
+  return null;
 }
 
 /** `HH:mm:ss` of an instant in a zone (the header's KST and New York clocks). */

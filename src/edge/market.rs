@@ -1,13 +1,14 @@
 //! Market state and staleness of a quote: `market` (`open`, `closed`, `pre`, `post`, `sim`) and
 //! `stale` (the price is older than its market and source allow, or its source is down).
 //!
-//! The session rules here are the regular sessions of each market on weekdays in the market's
-//! own time zone (KRX 09:00–15:30 KST, US 09:30–16:00 New York with DST). Holidays and special
-//! days come with the market calendar data file; until then a holiday reads as `open` and an
-//! old price on it is marked stale (never shown as live).
+//! The market's phase comes from the one market calendar ([`sise_pipelines::calendar`], the data
+//! file the web reads too): sessions in each market's own time zone, holidays and special days
+//! (the 수능 day's 10:00 open, the NYSE's 13:00 early closes). A closed market's last price is its
+//! close (장 마감), not a stale quote; it is stale only when it misses a whole session.
 
-use chrono::{Datelike, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{TimeZone, Utc};
 use sise_bus::SourceState;
+use sise_pipelines::calendar::{Calendar, Phase};
 use sise_pipelines::Instrument;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,66 +33,24 @@ impl MarketState {
     }
 }
 
-fn hm(h: u32, m: u32) -> NaiveTime {
-    NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default()
+impl From<Phase> for MarketState {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Pre => MarketState::Pre,
+            Phase::Open => MarketState::Open,
+            Phase::Post => MarketState::Post,
+            Phase::Closed => MarketState::Closed,
+        }
+    }
 }
 
-/// The state of a market (`krx`, `us`, `crypto`, `metal`, `fx`) at `now_ms`.
+/// The state of a market (`krx`, `us`, `crypto`, `metal`, `fx`) at `now_ms`, from the calendar.
+/// An unknown market is closed.
 pub fn market_state(market: &str, now_ms: i64) -> MarketState {
-    let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else {
-        return MarketState::Closed;
-    };
-    let (tz, pre, open, close, post) = match market {
-        "crypto" => return MarketState::Open,
-        "krx" => (
-            chrono_tz::Asia::Seoul,
-            hm(8, 0),
-            hm(9, 0),
-            hm(15, 30),
-            hm(20, 0),
-        ),
-        "us" => (
-            chrono_tz::America::New_York,
-            hm(4, 0),
-            hm(9, 30),
-            hm(16, 0),
-            hm(20, 0),
-        ),
-        // Spot metals trade nearly around the clock on weekdays (New York time).
-        "metal" => (
-            chrono_tz::America::New_York,
-            hm(0, 0),
-            hm(0, 0),
-            hm(23, 59),
-            hm(23, 59),
-        ),
-        // Eximbank publishes once per business day (KST).
-        "fx" => (
-            chrono_tz::Asia::Seoul,
-            hm(0, 0),
-            hm(0, 0),
-            hm(23, 59),
-            hm(23, 59),
-        ),
-        _ => return MarketState::Open,
-    };
-    let local = now.with_timezone(&tz);
-    if matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
-        return MarketState::Closed;
-    }
-    let t = local.time();
-    if t >= open && t < close {
-        MarketState::Open
-    } else if t >= pre && t < open {
-        MarketState::Pre
-    } else if t >= close && t < post {
-        MarketState::Post
-    } else {
-        MarketState::Closed
-    }
+    Calendar::embedded().phase_ms(market, now_ms).into()
 }
 
-/// Longest a price may go without a tick while its market is open, per market.
+/// Longest a price may go without a tick while its market's regular session runs, per market.
 fn max_age_ms(market: &str) -> i64 {
     match market {
         "crypto" => 30_000,
@@ -104,6 +63,9 @@ fn max_age_ms(market: &str) -> i64 {
 
 /// Simulated ticks come at least once a second.
 const SIM_MAX_AGE_MS: i64 = 10_000;
+
+/// With no calendar to say otherwise, a price older than this is stale even in a closed market.
+const CLOSED_MAX_AGE_MS: i64 = 4 * 86_400_000;
 
 /// `(stale, market)` of a price from `source` with exchange time `ts`.
 pub fn freshness(
@@ -119,16 +81,27 @@ pub fn freshness(
         return (down || age > SIM_MAX_AGE_MS, MarketState::Sim);
     }
     let market = inst.map(|i| i.market.as_str()).unwrap_or("");
-    let state = market_state(market, now_ms);
-    let stale = match state {
-        // Live sessions: late is stale, and so is anything from a source that is down.
-        MarketState::Open | MarketState::Pre | MarketState::Post => {
-            down || age > max_age_ms(market)
-        }
-        // A closed market's last price is its close, not a stale quote (unless days old).
-        _ => age > 4 * 86_400_000,
+    let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else {
+        return (true, MarketState::Closed);
     };
-    (stale, state)
+    let cal = Calendar::embedded();
+    let phase = cal.phase(market, now);
+    let max_age = max_age_ms(market);
+    // A price from before the most recent trading day's first session missed that whole day.
+    let missed_session = || match cal.last_session_start(market, now) {
+        Some(start) => ts < start.timestamp_millis() - max_age,
+        None => age > CLOSED_MAX_AGE_MS,
+    };
+    let stale = match phase {
+        // The regular session: late is stale, and so is anything from a source that is down.
+        Phase::Open => down || age > max_age,
+        // Extended hours trade thinly (most KRX names are not on NXT): no tick for a while is the
+        // session's nature, not staleness, but a down source or a missed day is.
+        Phase::Pre | Phase::Post => down || missed_session(),
+        // A closed market's last price is its close (장 마감), unless it missed a whole session.
+        Phase::Closed => missed_session(),
+    };
+    (stale, phase.into())
 }
 
 #[cfg(test)]
@@ -138,6 +111,25 @@ mod tests {
     // 2026-03-12 (Thursday) 14:30:15 KST = 05:30:15 UTC.
     const THU_1430_KST: i64 = 1_773_293_415_000;
     const HOUR: i64 = 3_600_000;
+    const MIN: i64 = 60_000;
+
+    fn inst(market: &str) -> Instrument {
+        let reg = sise_pipelines::Registry::builtin().expect("registry");
+        let found = reg
+            .instruments()
+            .iter()
+            .find(|i| i.market == market)
+            .unwrap_or_else(|| panic!("an instrument of {market}"));
+        Instrument::clone(found)
+    }
+
+    /// A KST wall time as Unix ms.
+    fn kst(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .unwrap()
+            .timestamp_millis()
+            - 9 * HOUR
+    }
 
     #[test]
     fn krx_sessions() {
@@ -161,6 +153,32 @@ mod tests {
     }
 
     #[test]
+    fn krx_holidays_and_the_suneung_day_come_from_the_calendar() {
+        // 2026-06-03 (Wednesday, local elections), 10:00 KST: closed.
+        assert_eq!(
+            market_state("krx", kst(2026, 6, 3, 10, 0)),
+            MarketState::Closed
+        );
+        // 2026-11-19 (수능): 09:30 not yet open, 16:00 still open.
+        assert_eq!(
+            market_state("krx", kst(2026, 11, 19, 9, 30)),
+            MarketState::Closed
+        );
+        assert_eq!(
+            market_state("krx", kst(2026, 11, 19, 16, 0)),
+            MarketState::Open
+        );
+        assert_eq!(
+            market_state("krx", kst(2026, 12, 31, 10, 0)),
+            MarketState::Closed
+        );
+        assert_eq!(
+            market_state("mars", kst(2026, 11, 24, 10, 0)),
+            MarketState::Closed
+        );
+    }
+
+    #[test]
     fn us_sessions_follow_new_york_time_with_dst() {
         // 2026-03-12 is after the DST switch (2026-03-08): 10:00 EDT = 14:00 UTC.
         let ten_edt = 1_773_324_000_000;
@@ -168,6 +186,80 @@ mod tests {
         // 2026-03-05 (before DST): 14:00 UTC = 09:00 EST, pre-market.
         let nine_est = ten_edt - 7 * 24 * HOUR;
         assert_eq!(market_state("us", nine_est), MarketState::Pre);
+    }
+
+    #[test]
+    fn a_closed_markets_close_is_not_stale() {
+        let krx = inst("krx");
+        // Friday 2026-11-27 15:30 close, seen on Saturday: closed, not stale.
+        let close = kst(2026, 11, 27, 15, 29);
+        let sat = kst(2026, 11, 28, 11, 0);
+        assert_eq!(
+            freshness(Some(&krx), "kis", close, sat, Some(SourceState::Down)),
+            (false, MarketState::Closed)
+        );
+        // Over the year-end close and New Year: 12-30's close is still the price on 2027-01-01.
+        assert_eq!(
+            freshness(
+                Some(&krx),
+                "kis",
+                kst(2026, 12, 30, 15, 30),
+                kst(2027, 1, 1, 12, 0),
+                None
+            ),
+            (false, MarketState::Closed)
+        );
+        // A price from Thursday on Saturday missed Friday's whole session: stale.
+        assert_eq!(
+            freshness(Some(&krx), "kis", kst(2026, 11, 26, 15, 30), sat, None),
+            (true, MarketState::Closed)
+        );
+    }
+
+    #[test]
+    fn open_sessions_are_stale_when_late_or_down_and_extended_hours_when_down() {
+        let krx = inst("krx");
+        let open = kst(2026, 11, 25, 10, 0);
+        assert_eq!(
+            freshness(Some(&krx), "kis", open - 10_000, open, None),
+            (false, MarketState::Open)
+        );
+        assert_eq!(
+            freshness(Some(&krx), "kis", open - 2 * MIN, open, None),
+            (true, MarketState::Open)
+        );
+        assert_eq!(
+            freshness(
+                Some(&krx),
+                "kis",
+                open - 10_000,
+                open,
+                Some(SourceState::Down)
+            ),
+            (true, MarketState::Open)
+        );
+        // NXT after-market at 17:00 with the 15:30 close as the last price: not stale.
+        let post = kst(2026, 11, 25, 17, 0);
+        assert_eq!(
+            freshness(Some(&krx), "kis", kst(2026, 11, 25, 15, 30), post, None),
+            (false, MarketState::Post)
+        );
+        assert_eq!(
+            freshness(
+                Some(&krx),
+                "kis",
+                kst(2026, 11, 25, 15, 30),
+                post,
+                Some(SourceState::Down)
+            ),
+            (true, MarketState::Post)
+        );
+        // Crypto never closes: a minute-old price is stale.
+        let btc = inst("crypto");
+        assert_eq!(
+            freshness(Some(&btc), "upbit", open - MIN, open, None),
+            (true, MarketState::Open)
+        );
     }
 
     #[test]

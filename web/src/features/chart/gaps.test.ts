@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Candle } from "@/lib/types";
-import { bucketOpen, gapsBetween, isGap, MAX_GAP_BARS, withGaps, type OpenAt } from "./gaps";
+import { GapCalendar, gapsBetween, isGap, MAX_GAP_BARS, withGaps, type CalendarSource } from "./gaps";
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -76,51 +76,67 @@ describe("withGaps with the market calendar", () => {
   });
 });
 
-describe("gap helpers", () => {
-  const openMornings: OpenAt = (_m, t) => new Date(t).getUTCHours() < 6;
+/** A stand-in market in UTC, open on weekdays from `open` to `close` (minutes of the day). */
+function fakeMarket(open: number, close: number, counter?: { calls: number }): CalendarSource {
+  const isOpen = (t: number) => {
+    if (counter) counter.calls++;
+    const d = new Date(t);
+    const m = d.getUTCHours() * 60 + d.getUTCMinutes();
+    const wd = d.getUTCDay();
+    return wd >= 1 && wd <= 5 && m >= open && m < close;
+  };
+  return {
+    open: (_m, t) => isOpen(t),
+    tradingDay: (_m, date) => {
+      const wd = new Date(`${date}T00:00:00Z`).getUTCDay();
+      return wd >= 1 && wd <= 5;
+    },
+    timeZone: () => "UTC",
+    alwaysOpen: () => false,
+  };
+}
 
-  it("samples long buckets inside, short ones at their start", () => {
+describe("gap helpers", () => {
+  it("a bucket is open if the market was open at any time within it", () => {
+    const cal = new GapCalendar(fakeMarket(0, 6 * 60));
+    const day = Date.UTC(2026, 0, 5); // Monday
+    expect(cal.bucketOpen("x", day + 5 * HOUR, HOUR)).toBe(true);
+    expect(cal.bucketOpen("x", day + 6 * HOUR, HOUR)).toBe(false);
+    expect(cal.bucketOpen("x", day + 5 * HOUR + 59 * MIN, MIN)).toBe(true);
+    expect(cal.bucketOpen("x", day + 6 * HOUR, MIN)).toBe(false);
+    expect(cal.bucketOpen("x", day, DAY)).toBe(true);
+    expect(cal.bucketOpen("x", day - DAY, DAY)).toBe(false); // Sunday
+  });
+
+  it("finds a session edge that is not on the quarter hour", () => {
+    const cal = new GapCalendar(fakeMarket(9 * 60 + 7, 15 * 60 + 30));
     const day = Date.UTC(2026, 0, 5);
-    expect(bucketOpen("x", day + 5 * HOUR, HOUR, openMornings)).toBe(true);
-    expect(bucketOpen("x", day + 6 * HOUR, HOUR, openMornings)).toBe(false);
-    expect(bucketOpen("x", day + 5 * HOUR + 59 * MIN, MIN, openMornings)).toBe(true);
-    // A day bucket starting at noon reaches the next morning.
-    expect(bucketOpen("x", day + 12 * HOUR, DAY, openMornings)).toBe(true);
+    expect(cal.bucketOpen("x", day + 9 * HOUR + 6 * MIN, MIN)).toBe(false);
+    expect(cal.bucketOpen("x", day + 9 * HOUR + 7 * MIN, MIN)).toBe(true);
+    expect(cal.bucketOpen("x", day + 9 * HOUR, 5 * MIN)).toBe(false);
+    expect(cal.bucketOpen("x", day + 9 * HOUR + 5 * MIN, 5 * MIN)).toBe(true);
   });
 
   it("gapsBetween lists the open buckets strictly between two candles", () => {
     const t0 = Date.UTC(2026, 0, 5, 5, 57);
-    expect(gapsBetween(t0, t0 + 5 * MIN, "1m", "x", openMornings).map((g) => g.t)).toEqual([t0 + MIN, t0 + 2 * MIN]);
+    const cal = new GapCalendar(fakeMarket(0, 6 * 60));
+    expect(gapsBetween(t0, t0 + 5 * MIN, "1m", "x", cal).map((g) => g.t)).toEqual([t0 + MIN, t0 + 2 * MIN]);
   });
 
   it("caps one hole at MAX_GAP_BARS points", () => {
-    const always: OpenAt = () => true;
-    const bars = withGaps([c(0), c((MAX_GAP_BARS + 500) * MIN)], "1m", "x", always);
+    const bars = withGaps([c(0), c((MAX_GAP_BARS + 500) * MIN)], "1m", "crypto");
     expect(bars.filter(isGap)).toHaveLength(MAX_GAP_BARS);
     expect(bars[0]).toEqual(c(0));
     expect(bars[bars.length - 1]).toEqual(c((MAX_GAP_BARS + 500) * MIN));
   });
-});
 
-describe("quarterHourly", () => {
-  it("answers every minute exactly like the calendar it wraps, asking it far less", async () => {
-    const { quarterHourly } = await import("./gaps");
-    let calls = 0;
-    // Open 09:07–15:30 UTC on weekdays: one boundary off the quarter hour, one on it.
-    const exact: OpenAt = (_m, t) => {
-      calls++;
-      const d = new Date(t);
-      const m = d.getUTCHours() * 60 + d.getUTCMinutes();
-      const wd = d.getUTCDay();
-      return wd >= 1 && wd <= 5 && m >= 9 * 60 + 7 && m < 15 * 60 + 30;
-    };
-    const fast = quarterHourly(exact);
+  it("answers every minute of four days like the calendar, asking it far less", () => {
+    const counter = { calls: 0 };
+    const cal = new GapCalendar(fakeMarket(9 * 60 + 7, 15 * 60 + 30, counter));
+    const exact = fakeMarket(9 * 60 + 7, 15 * 60 + 30);
     const start = Date.UTC(2026, 10, 20); // Friday
     const minutes = 4 * 24 * 60;
-    const answers: boolean[] = [];
-    for (let i = 0; i < minutes; i++) answers.push(fast("x", start + i * MIN));
-    const asked = calls;
-    for (let i = 0; i < minutes; i++) expect(answers[i]).toBe(exact("x", start + i * MIN));
-    expect(asked).toBeLessThan(minutes / 10);
+    for (let i = 0; i < minutes; i++) expect(cal.bucketOpen("x", start + i * MIN, MIN)).toBe(exact.open("x", start + i * MIN));
+    expect(counter.calls).toBeLessThan(minutes / 20);
   });
 });

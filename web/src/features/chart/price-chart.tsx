@@ -24,7 +24,7 @@ import {
   type Time,
   type UTCTimestamp,
 } from "lightweight-charts";
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useFeed } from "@/features/live/feed-context";
 import { usePrefs } from "@/features/prefs/prefs";
 import { replayCandleQueries } from "@/features/replay/replay-api";
@@ -34,7 +34,7 @@ import { applyTick, candleAt, INTERVAL_MS, mergePages, toChartTime } from "@/lib
 import { formatPrice, formatVolume, priceDigits } from "@/lib/format";
 import type { ChartStyle } from "@/lib/layout";
 import type { Candle, Instrument, Interval, Quote } from "@/lib/types";
-import { gapsBetween, isGap, withGaps } from "./gaps";
+import { GapCalendar, gapsBetween, isGap, withGaps } from "./gaps";
 
 const UP = { light: "#e5383b", dark: "#ff5a5f" };
 const DOWN = { light: "#1e6fe8", dark: "#4c8dff" };
@@ -59,7 +59,7 @@ function palette(dark: boolean) {
  */
 function keepLive(rest: Candle[], live: readonly Candle[]): Candle[] {
   const lastT = rest[rest.length - 1]?.t;
-  if (lastT === undefined) return rest;
+  if (lastT === undefined) return [...live];
   const out = [...rest];
   for (const c of live) {
     if (c.t < lastT) continue;
@@ -108,6 +108,10 @@ export default function PriceChart({
   const market = instrument?.market ?? "crypto";
   const marketRef = useRef(market);
   const early = useRef<Quote[]>([]);
+  /** The series whose history has arrived (`id|interval|replay`); ticks wait until then. */
+  const loadedKey = useRef("");
+  // Calendar answers behind the gaps, kept for the life of the chart (redraws cost ~nothing).
+  const [gapCal] = useState(() => new GapCalendar());
   const news = useQuery(newsQueries.list(id)).data;
   const paging = useRef({ hasNext: false, fetching: false, fetchNext: () => {} });
 
@@ -141,7 +145,7 @@ export default function PriceChart({
     const s = seriesRef.current;
     if (!s) return;
     const d = darkRef.current;
-    const bars2 = withGaps(bars.current, iv, marketRef.current);
+    const bars2 = withGaps(bars.current, iv, marketRef.current, gapCal);
     s.candle.setData(bars2.map((c) => (isGap(c) ? { time: time(c.t) } : { time: time(c.t), open: c.o, high: c.h, low: c.l, close: c.c })));
     s.line.setData(bars2.map((c) => (isGap(c) ? { time: time(c.t) } : { time: time(c.t), value: c.c })));
     s.volume.setData(bars2.map((c) => (isGap(c) ? { time: time(c.t) } : { time: time(c.t), value: c.v, color: volumeColor(c, d) })));
@@ -253,7 +257,9 @@ export default function PriceChart({
       if (!pages) early.current = [];
     }
     const merged = keepLive(pages ? mergePages(pages) : [], bars.current);
-    if (merged.length > 0 && early.current.length > 0) {
+    if (pages) {
+      // History is here (possibly empty: nothing before a replay's start): fold in what waited.
+      loadedKey.current = key;
       for (const tk of early.current) applyTick(merged, tk, interval);
       early.current = [];
     }
@@ -286,7 +292,7 @@ export default function PriceChart({
       added = false;
     };
     const off = feed.onTicks(id, (ticks) => {
-      if (bars.current.length === 0 || barsKey.current !== key) {
+      if (loadedKey.current !== key) {
         // History not here yet: keep the ticks to fold in when it comes.
         if (early.current.length < MAX_EARLY_TICKS) early.current.push(...ticks);
         return;
@@ -296,7 +302,7 @@ export default function PriceChart({
         const prevT = bars.current[before - 1]?.t;
         const c = applyTick(bars.current, tk, interval);
         if (!c) continue;
-        if (bars.current.length !== before && prevT !== undefined && c.t > prevT + INTERVAL_MS[interval] && gapsBetween(prevT, c.t, interval, marketRef.current).length > 0) {
+        if (bars.current.length !== before && prevT !== undefined && c.t > prevT + INTERVAL_MS[interval] && gapsBetween(prevT, c.t, interval, marketRef.current, gapCal).length > 0) {
           // The new candle skipped buckets while the market was open: redraw with the hole.
           if (dirty && dirty !== c) draw();
           dirty = null;
@@ -315,6 +321,7 @@ export default function PriceChart({
       off();
       if (raf !== null) cancelAnimationFrame(raf);
     };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- redraw reads refs and the chart's own GapCalendar
   }, [feed, id, interval, key]);
 
   // News headlines about this instrument as markers on their candles.

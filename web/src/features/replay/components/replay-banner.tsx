@@ -10,6 +10,7 @@ import { replayText, type ReplayMessageKey } from "../messages";
 import { useReplayApi, useReplaySnapshot } from "../replay-context";
 import { kstText, replayLink } from "../replay-url";
 import { SpeedPicker } from "./replay-control";
+import { ReplayIcon } from "./replay-icon";
 
 const BAD_LINK: Record<"time" | "future" | "range", ReplayMessageKey> = { time: "badTime", future: "badFuture", range: "badRange" };
 
@@ -25,7 +26,10 @@ export function ReplayBanner() {
     if (!invalidLink) return null;
     return (
       <div role="alert" data-testid="replay-bad-link" className="flex items-center gap-3 rounded-lg border border-orange-300 bg-orange-50 px-4 py-2 text-sm text-orange-900 dark:border-orange-500/40 dark:bg-orange-500/10 dark:text-orange-200">
-        <span className="flex-1">⏪ {t(BAD_LINK[invalidLink])}</span>
+        <span className="flex flex-1 items-center gap-2">
+          <ReplayIcon />
+          {t(BAD_LINK[invalidLink])}
+        </span>
         <button type="button" onClick={api.dismissInvalidLink} className="rounded-md px-2 py-1 text-xs hover:bg-orange-100 dark:hover:bg-orange-500/20">
           {t("dismiss")}
         </button>
@@ -54,8 +58,8 @@ export function ReplayBanner() {
       className={`sticky top-[3.25rem] z-20 flex flex-wrap items-center gap-x-4 gap-y-2 rounded-lg border-2 px-4 py-2.5 text-sm shadow-md ${failed ? "border-orange-500 bg-orange-50 text-orange-950 dark:bg-orange-950 dark:text-orange-100" : "border-violet-600 bg-violet-700 text-white dark:border-violet-400 dark:bg-violet-800"}`}
     >
       <div className="flex min-w-0 flex-1 flex-col gap-0.5">
-        <p data-testid="replay-summary" className="font-bold">
-          <span aria-hidden className="mr-1">⏪</span>
+        <p data-testid="replay-summary" className="flex items-center gap-2 font-bold">
+          <ReplayIcon className="h-4 w-4" />
           {summary}
         </p>
         <p className="flex flex-wrap items-center gap-x-3 text-xs opacity-90">
@@ -96,7 +100,7 @@ export function ReplayBanner() {
         type="button"
         data-testid="replay-exit"
         onClick={api.exit}
-        className={`rounded-md px-3 py-1 text-xs font-bold outline-none focus-visible:ring-2 focus-visible:ring-white ${failed ? "bg-orange-600 text-white hover:bg-orange-700" : ended ? "animate-pulse bg-white text-violet-800 hover:bg-violet-50" : "bg-white text-violet-800 hover:bg-violet-50"}`}
+        className={`rounded-md px-3 py-1 text-xs font-bold outline-none focus-visible:ring-2 focus-visible:ring-white ${failed ? "bg-orange-600 text-white hover:bg-orange-700" : ended ? "bg-white text-violet-800 ring-2 ring-white ring-offset-2 ring-offset-violet-700 hover:bg-violet-50" : "bg-white text-violet-800 hover:bg-violet-50"}`}
       >
         {t("goLive")}
       </button>

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from "react";
 import { usePrefs } from "@/features/prefs/prefs";
 import { replayText, type ReplayMessageKey } from "../messages";
+import { ReplayIcon } from "./replay-icon";
 import { useReplayApi, useReplayView } from "../replay-context";
 import { DEFAULT_SPEED, fromKstInput, REPLAY_SPEEDS, toKstInput, type ReplaySpeed } from "../replay-url";
 
@@ -114,7 +115,7 @@ export function ReplayControl() {
         onClick={toggle}
         className={`flex items-center gap-1 rounded-md border px-2 py-1 text-xs font-semibold outline-none focus-visible:ring-2 focus-visible:ring-violet-500 ${view ? "border-violet-600 bg-violet-700 text-white" : "border-violet-300 text-violet-800 hover:bg-violet-50 dark:border-violet-500/50 dark:text-violet-200 dark:hover:bg-violet-500/15"}`}
       >
-        <span aria-hidden>⏪</span>
+        <ReplayIcon />
         {t("replay")}
       </button>
       {open ? (

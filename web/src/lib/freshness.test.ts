@@ -32,6 +32,9 @@ describe("freshness", () => {
     expect(freshness(input({ session: "closed" }))).toBe("closed");
     expect(freshness(input({ quote: q({ market: "closed", ts: NOW - 3_600_000 }) }))).toBe("closed");
     expect(freshness(input({ quote: q({ market: "pre" }) }))).toBe("pre");
+    // 17:00 in the NXT after-market with the 15:30 close as the last price: 시간외, not 지연.
+    expect(freshness(input({ session: "post", quote: q({ market: "open", ts: NOW - 90 * 60_000 }) }))).toBe("post");
+    expect(freshness(input({ session: "post", quote: q({ market: "post", stale: true }) }))).toBe("stale");
   });
   it("has no data without a quote", () => {
     expect(freshness(input({ quote: null }))).toBe("nodata");

@@ -36,7 +36,11 @@ export function freshness(input: FreshnessInput): FreshnessKind {
   const tooOld = input.now > 0 && input.now - q.ts > maxAgeMs(input.market, q.source);
   if (simulated) return q.stale || tooOld ? "stale" : "sim";
   if (q.market === "closed" || (input.session === "closed" && input.market !== "crypto")) return "closed";
-  if (q.stale || tooOld) return "stale";
+  // Extended hours (NXT, US pre/after-market) trade thinly: an old price is the session's nature,
+  // not lateness; the edge's `stale` still says when the source is down or a session was missed.
+  const extended = input.session === "pre" || input.session === "post" ? input.session : null;
+  if (q.stale || (tooOld && !extended)) return "stale";
+  if (extended) return extended;
   if (q.market === "pre" || q.market === "post") return q.market;
   return "live";
 }

@@ -17,7 +17,7 @@ const ko = {
   open: "장중",
   closed: "장 마감",
   pre: "장전",
-  post: "장후",
+  post: "시간외",
   holiday: "휴장",
   always: "24시간",
   sim: "모의",

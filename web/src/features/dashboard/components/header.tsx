@@ -23,11 +23,18 @@ function MarketClock({ market, label, now, zone }: { market: string; label: Mess
   const s = now > 0 ? marketSession(market, now) : { state: "closed" as const, reason: null, note: null };
   const open = s.state === "open";
   return (
-    <li data-testid={`market-${market}`} data-state={s.state} className="flex items-center gap-1.5 whitespace-nowrap">
+    <li
+      data-testid={`market-${market}`}
+      data-state={s.state}
+      data-reason={s.reason ?? undefined}
+      title={s.note ?? undefined}
+      className="flex items-center gap-1.5 whitespace-nowrap"
+    >
       <span className={`h-2 w-2 rounded-full ${open ? "bg-emerald-500" : s.state === "closed" ? "bg-slate-400" : "bg-amber-500"}`} aria-hidden />
       <span className="font-medium">{t(label)}</span>
       <span className="text-slate-500 dark:text-slate-400">
         {market === "crypto" ? t("always") : t(sessionKey(s))}
+        {s.note ? <span className="ml-1 hidden xl:inline">· {s.note}</span> : null}
         {zone && now > 0 ? <span className="ml-1 hidden tabular-nums md:inline">NY {clockText(now, zone).slice(0, 5)}</span> : null}
       </span>
     </li>

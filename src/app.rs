@@ -96,13 +96,40 @@ pub fn load_registry(config: &Config) -> anyhow::Result<Registry> {
     }
 }
 
+/// What the sources need from the configuration.
+fn source_settings(config: &Config) -> SourceSettings {
+    let mut kis = sise_pipelines::kis::KisSettings::new(&config.kis_rest_url, &config.kis_ws_url);
+    if let (Some(key), Some(secret)) = (&config.kis_app_key, &config.kis_app_secret) {
+        kis = kis.with_credentials(key.clone(), secret.clone());
+    }
+    kis.redis_url = Some(config.redis_url.clone());
+    kis.rps = config.kis_rps;
+    kis.ws_max_subscriptions = config.kis_ws_max_subscriptions as usize;
+    kis.ws_enabled = config.kis_ws_max_subscriptions > 0;
+    kis.poll_interval = Duration::from_millis(config.kis_poll_ms);
+    kis.market_hours = config.kis_market_hours;
+    kis.extra_symbols = config.kis_symbols.clone();
+    SourceSettings {
+        sim_seed: config.sim_seed,
+        upbit_rest_url: config.upbit_rest_url.clone(),
+        upbit_ws_url: config.upbit_ws_url.clone(),
+        goldapi_url: config.goldapi_url.clone(),
+        goldapi_key: config.goldapi_key.clone(),
+        gold_fallback_url: config.gold_fallback_url.clone(),
+        exim_url: config.exim_url.clone(),
+        exim_auth_key: config.exim_auth_key.clone(),
+        kis,
+        ..SourceSettings::default()
+    }
+}
+
 impl App {
     /// Connect, migrate and bind. Errors here are configuration or reachability problems.
     pub async fn build(config: Config, stages: Stages) -> anyhow::Result<App> {
         let registry = Arc::new(load_registry(&config)?);
         // Fail fast on sources that cannot run, before connecting anywhere.
         if stages.ingest {
-            build_sources(&config.sources, &SourceSettings::default())?;
+            build_sources(&config.sources, &source_settings(&config))?;
         }
         let bus = Bus::connect(&config.nats_url, config.namespace.clone())
             .await
@@ -215,17 +242,7 @@ impl App {
         let ns = self.config.namespace.clone();
 
         if self.stages.ingest {
-            let settings = SourceSettings {
-                sim_seed: self.config.sim_seed,
-                upbit_rest_url: self.config.upbit_rest_url.clone(),
-                upbit_ws_url: self.config.upbit_ws_url.clone(),
-                goldapi_url: self.config.goldapi_url.clone(),
-                goldapi_key: self.config.goldapi_key.clone(),
-                gold_fallback_url: self.config.gold_fallback_url.clone(),
-                exim_url: self.config.exim_url.clone(),
-                exim_auth_key: self.config.exim_auth_key.clone(),
-                ..SourceSettings::default()
-            };
+            let settings = source_settings(&self.config);
             for source in build_sources(&self.config.sources, &settings)? {
                 let ctx = SourceContext {
                     bus: self.bus.clone(),

@@ -142,6 +142,21 @@ pub struct Config {
     pub kis_rest_url: String,
     #[arg(long, env = "SISE_KIS_WS_URL", default_value = "ws://ops.koreainvestment.com:21000", global = true, value_parser = url_of(&["ws", "wss"]))]
     pub kis_ws_url: String,
+    /// KIS REST requests per second, all endpoints together (KIS: 20 real, about 2 paper).
+    #[arg(long, env = "SISE_KIS_RPS", default_value_t = 18, global = true, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub kis_rps: u32,
+    /// KIS WebSocket registrations per session (measured 41; unconfirmed by KIS).
+    #[arg(long, env = "SISE_KIS_WS_MAX_SUBSCRIPTIONS", default_value_t = 41, global = true, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub kis_ws_max_subscriptions: u32,
+    /// KIS REST poll interval, milliseconds (indices, US, KRX stocks not on the WebSocket).
+    #[arg(long, env = "SISE_KIS_POLL_MS", default_value_t = 3_000, global = true, value_parser = clap::value_parser!(u64).range(200..=3_600_000))]
+    pub kis_poll_ms: u64,
+    /// Poll KIS only while the market calendar has a session (false: around the clock).
+    #[arg(long, env = "SISE_KIS_MARKET_HOURS", default_value_t = true, global = true, action = clap::ArgAction::Set)]
+    pub kis_market_hours: bool,
+    /// More KIS instruments, comma separated: `005930` (KRX), `TSLA` or `TSLA:NAS` (US).
+    #[arg(long, env = "SISE_KIS_SYMBOLS", value_delimiter = ',', global = true)]
+    pub kis_symbols: Vec<String>,
     #[arg(long, env = "SISE_KIWOOM_REST_URL", default_value = "https://api.kiwoom.com", global = true, value_parser = url_of(&["http", "https"]))]
     pub kiwoom_rest_url: String,
     #[arg(long, env = "SISE_GOLDAPI_URL", default_value = "https://www.goldapi.io/api", global = true, value_parser = url_of(&["http", "https"]))]

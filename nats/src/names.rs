@@ -130,6 +130,11 @@ impl Namespace {
     pub fn redis_sources_last_event(&self) -> String {
         format!("{}:sources:last", self.0)
     }
+    /// String: state a source shares between its processes (e.g. the KIS access token):
+    /// `ns:source:<source>:<what>`.
+    pub fn redis_source_key(&self, source: &str, what: &str) -> String {
+        format!("{}:source:{}:{}", self.0, source, what)
+    }
     /// Every Redis key of this namespace matches this pattern (for cleanup).
     pub fn redis_pattern(&self) -> String {
         format!("{}:*", self.0)

@@ -14,6 +14,7 @@ pub mod derived;
 pub mod error;
 pub mod exim;
 pub mod gold;
+pub mod kis;
 pub mod poll;
 pub mod registry;
 pub mod schedule;

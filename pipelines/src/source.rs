@@ -191,6 +191,9 @@ pub struct SourceSettings {
     /// Korea Eximbank AP01 endpoint (`SISE_EXIM_URL`) and key (`EXIM_AUTH_KEY`).
     pub exim_url: String,
     pub exim_auth_key: Option<secrecy::SecretString>,
+    /// KIS: REST base, WebSocket, app key pair, Redis for the shared token, and the limits
+    /// (`SISE_KIS_*`); see [`crate::kis::KisSettings`].
+    pub kis: crate::kis::KisSettings,
 }
 
 impl Default for SourceSettings {
@@ -205,6 +208,10 @@ impl Default for SourceSettings {
             gold_fallback_url: crate::gold::DEFAULT_FALLBACK_URL.to_owned(),
             exim_url: crate::exim::DEFAULT_URL.to_owned(),
             exim_auth_key: None,
+            kis: crate::kis::KisSettings::new(
+                crate::kis::DEFAULT_REST_URL,
+                crate::kis::DEFAULT_WS_URL,
+            ),
         }
     }
 }
@@ -234,7 +241,16 @@ pub fn build_sources(
             "exim" => out.push(Box::new(crate::exim::Exim::new(
                 crate::exim::EximSettings::new(&settings.exim_url, settings.exim_auth_key.clone()),
             ))),
-            "kis" | "kiwoom" | "news" => {
+            "kis" => {
+                if settings.kis.credentials.is_none() {
+                    return Err(PipelineError::Config {
+                        source_name: "kis".into(),
+                        message: "KIS_APP_KEY and KIS_APP_SECRET are required".into(),
+                    });
+                }
+                out.push(Box::new(crate::kis::Kis::new(settings.kis.clone())))
+            }
+            "kiwoom" | "news" => {
                 return Err(PipelineError::Config {
                     source_name: name.to_string(),
                     message: "this connector is not in this build yet; use SISE_SOURCES=sim".into(),

@@ -190,6 +190,7 @@ impl App {
                     prom: prom.clone(),
                     limiter: edge::limiter(config.rate_limit),
                     ws_max_clients: config.ws_max_clients,
+                    replay_slack: Duration::from_secs(config.replay_slack_secs),
                 }))
             }
             _ => None,

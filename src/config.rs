@@ -101,6 +101,11 @@ pub struct Config {
     #[arg(long, env = "SISE_TICKS_MAX_AGE_DAYS", default_value_t = 30, global = true, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub ticks_max_age_days: u32,
 
+    /// Replay: how far (seconds) a tick's stream time may lie after its exchange time and still be
+    /// found by a time-range replay (a replay scans stream time [from - slack, to + slack]).
+    #[arg(long, env = "SISE_REPLAY_SLACK_SECS", default_value_t = 300, global = true, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub replay_slack_secs: u64,
+
     /// An instrument registry file to use instead of the built-in pipelines/instruments.toml.
     #[arg(long, env = "SISE_INSTRUMENTS", global = true)]
     pub instruments: Option<PathBuf>,

@@ -9,6 +9,8 @@
 pub mod app;
 pub mod config;
 pub mod edge;
+pub mod rebuild;
+pub mod replay;
 pub mod telemetry;
 
 pub use app::{App, Stages};

@@ -24,9 +24,25 @@ enum Command {
     Ingest,
     /// Run the projection workers only: JetStream → Redis (latest, status) and PostgreSQL
     /// (history, news). Run one per namespace.
-    Project,
+    Project {
+        #[command(subcommand)]
+        action: Option<ProjectAction>,
+    },
     /// Run the edge only: REST, WebSocket, the dashboard and metrics, reading the projections.
     Edge,
+    /// Print a past range of the log (NDJSON or a table), or re-publish it under another prefix.
+    Replay(sise::replay::ReplayArgs),
+}
+
+#[derive(Subcommand)]
+enum ProjectAction {
+    /// Rebuild a read model from the log while everything keeps running (built aside, then
+    /// swapped in atomically).
+    Rebuild {
+        /// The read model: latest, history or news.
+        #[arg(value_enum)]
+        model: sise::rebuild::Model,
+    },
 }
 
 async fn shutdown_signal() {
@@ -59,8 +75,51 @@ async fn main() -> std::process::ExitCode {
     let stages = match cli.command.unwrap_or(Command::Up) {
         Command::Up => Stages::ALL,
         Command::Ingest => Stages::INGEST,
-        Command::Project => Stages::PROJECT,
+        Command::Project { action: None } => Stages::PROJECT,
         Command::Edge => Stages::EDGE,
+        Command::Project {
+            action: Some(ProjectAction::Rebuild { model }),
+        } => {
+            let progress = sise::rebuild::stderr_progress(model);
+            return match sise::rebuild::rebuild(&cli.config, model, progress).await {
+                Ok(r) => {
+                    println!(
+                        "rebuilt {}: {} events from the log{}, up to stream sequence {}, in {:.2} s{}",
+                        model.name(),
+                        sise::rebuild::thousands(r.events),
+                        if r.preserved > 0 {
+                            format!(
+                                " + {} kept from before the log's retention",
+                                sise::rebuild::thousands(r.preserved)
+                            )
+                        } else {
+                            String::new()
+                        },
+                        r.last_seq,
+                        r.elapsed.as_secs_f64(),
+                        if r.skipped > 0 {
+                            format!(" ({} undecodable messages skipped)", r.skipped)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sise: rebuild {}: {e:#}", model.name());
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Replay(args) => {
+            return match sise::replay::run(&cli.config, &args).await {
+                Ok(_) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sise: replay: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
     };
     tracing::debug!(config = ?cli.config, "configuration");
     let result = async {

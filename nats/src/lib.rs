@@ -10,7 +10,8 @@
 //! - [`codec`]: MessagePack (rmp-serde, named fields) encode/decode with validation;
 //! - [`stream`]: the stream definitions (`nats/streams/*.json`), ensured at start;
 //! - [`publish`]: the one publish path, which sets `Nats-Msg-Id` and awaits the stream's ack;
-//! - [`consume`]: the durable pull-consumer loop that acks only after the handler committed.
+//! - [`consume`]: the durable pull-consumer loop that acks only after the handler committed;
+//! - [`replay`]: reading the past: a time range of ticks (replay) or a run of sequences (rebuild).
 
 pub mod codec;
 pub mod consume;
@@ -19,6 +20,7 @@ pub mod event;
 pub mod id;
 pub mod names;
 pub mod publish;
+pub mod replay;
 pub mod stream;
 
 pub use codec::{decode, encode};

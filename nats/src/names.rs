@@ -130,6 +130,15 @@ impl Namespace {
     pub fn redis_sources_last_event(&self) -> String {
         format!("{}:sources:last", self.0)
     }
+    /// The aside copy of one of this namespace's Redis keys, where `sise project rebuild` builds
+    /// a read model before swapping it in: `ns:rebuild:<key without ns:>`.
+    pub fn redis_aside(&self, live_key: &str) -> String {
+        let tail = live_key
+            .strip_prefix(self.0.as_str())
+            .and_then(|t| t.strip_prefix(':'))
+            .unwrap_or(live_key);
+        format!("{}:rebuild:{}", self.0, tail)
+    }
     /// String: state a source shares between its processes (e.g. the KIS access token):
     /// `ns:source:<source>:<what>`.
     pub fn redis_source_key(&self, source: &str, what: &str) -> String {

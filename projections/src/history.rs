@@ -74,6 +74,22 @@ ON CONFLICT (instrument, t) DO UPDATE SET
 impl HistoryWriter {
     /// Apply a batch in one transaction (rows, candles and the last sequence together).
     pub async fn apply_batch(&self, batch: &[Delivered<Tick>]) -> Result<(), ProjectionError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        Self::apply_tx(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Apply a batch inside a caller's transaction (rows, candles and the last sequence), in
+    /// whatever schema the transaction's `search_path` names: `sise project rebuild` builds
+    /// aside and applies its final catch-up inside the swap transaction.
+    pub async fn apply_tx(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        batch: &[Delivered<Tick>],
+    ) -> Result<(), ProjectionError> {
         let Some(last) = batch.iter().map(|d| d.seq).max() else {
             return Ok(());
         };
@@ -101,7 +117,6 @@ impl HistoryWriter {
             source_seq.push(t.seq.to_string());
             ingest_ts.push(t.ingest_ts);
         }
-        let mut tx = self.pool.begin().await?;
         sqlx::query(APPLY_SQL)
             .bind(&seq)
             .bind(&instrument)
@@ -113,10 +128,9 @@ impl HistoryWriter {
             .bind(&source)
             .bind(&source_seq)
             .bind(&ingest_ts)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        db::store_seq(&mut tx, NAME, last).await?;
-        tx.commit().await?;
+        db::store_seq(tx, NAME, last).await?;
         Ok(())
     }
 }

@@ -108,17 +108,63 @@ return applied
 /// The writer: a [`Handler`] of ticks.
 pub struct LatestWriter {
     redis: ConnectionManager,
-    ns: Namespace,
+    keys: LatestKeys,
     script: redis::Script,
+}
+
+/// The Redis keys the `latest` model writes: the live ones, or an aside copy for a rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestKeys {
+    pub latest: String,
+    pub order: String,
+    pub offset: String,
+    pub sources_last: String,
+}
+
+impl LatestKeys {
+    pub fn live(ns: &Namespace) -> Self {
+        LatestKeys {
+            latest: ns.redis_latest(),
+            order: ns.redis_latest_order(),
+            offset: ns.redis_offset(NAME),
+            sources_last: ns.redis_sources_last_event(),
+        }
+    }
+
+    /// Where `sise project rebuild latest` builds the model before swapping it in.
+    pub fn aside(ns: &Namespace) -> Self {
+        let live = Self::live(ns);
+        LatestKeys {
+            latest: ns.redis_aside(&live.latest),
+            order: ns.redis_aside(&live.order),
+            offset: ns.redis_aside(&live.offset),
+            sources_last: ns.redis_aside(&live.sources_last),
+        }
+    }
+
+    /// The four keys in script order (latest, order, offset, sources_last).
+    pub fn all(&self) -> [&str; 4] {
+        [&self.latest, &self.order, &self.offset, &self.sources_last]
+    }
 }
 
 impl LatestWriter {
     pub fn new(redis: ConnectionManager, ns: Namespace) -> Self {
+        Self::with_keys(redis, LatestKeys::live(&ns))
+    }
+
+    /// A writer of other keys (a rebuild's aside copy).
+    pub fn with_keys(redis: ConnectionManager, keys: LatestKeys) -> Self {
         LatestWriter {
             redis,
-            ns,
+            keys,
             script: redis::Script::new(APPLY_LUA),
         }
+    }
+
+    /// The keys this writer writes.
+    pub fn keys(&self) -> &LatestKeys {
+        &self.keys
     }
 
     /// Apply a batch atomically; returns how many stored quotes changed.
@@ -127,10 +173,10 @@ impl LatestWriter {
             return Ok(0);
         };
         let mut inv = self.script.prepare_invoke();
-        inv.key(self.ns.redis_latest())
-            .key(self.ns.redis_latest_order())
-            .key(self.ns.redis_offset(NAME))
-            .key(self.ns.redis_sources_last_event())
+        inv.key(&self.keys.latest)
+            .key(&self.keys.order)
+            .key(&self.keys.offset)
+            .key(&self.keys.sources_last)
             .arg(last);
         for d in batch {
             let t = &d.event;
@@ -150,7 +196,11 @@ impl Handler for LatestWriter {
     type Event = Tick;
 
     async fn last_applied(&mut self) -> Result<u64, sise_bus::consume::BoxError> {
-        Ok(stored_offset(&mut self.redis, &self.ns, NAME).await?)
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(&self.keys.offset)
+            .query_async(&mut self.redis)
+            .await?;
+        Ok(v.unwrap_or(0))
     }
 
     async fn apply(

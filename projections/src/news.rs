@@ -32,10 +32,26 @@ impl Handler for NewsWriter {
         &mut self,
         batch: &[Delivered<News>],
     ) -> Result<(), sise_bus::consume::BoxError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        Self::apply_tx(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl NewsWriter {
+    /// Apply a batch inside a caller's transaction, in whatever schema its `search_path` names
+    /// (`sise project rebuild` builds aside and catches up inside the swap transaction).
+    pub async fn apply_tx(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        batch: &[Delivered<News>],
+    ) -> Result<(), ProjectionError> {
         let Some(last) = batch.iter().map(|d| d.seq).max() else {
             return Ok(());
         };
-        let mut tx = self.pool.begin().await?;
         for d in batch {
             let n = &d.event;
             let tags: Vec<String> = n.instruments.iter().map(|i| i.to_string()).collect();
@@ -54,11 +70,10 @@ impl Handler for NewsWriter {
             .bind(n.published)
             .bind(&n.language)
             .bind(&tags)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        db::store_seq(&mut tx, NAME, last).await?;
-        tx.commit().await?;
+        db::store_seq(tx, NAME, last).await?;
         Ok(())
     }
 }

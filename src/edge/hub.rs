@@ -84,6 +84,8 @@ pub struct Taken {
 pub struct ClientQueue {
     inner: Mutex<Pending>,
     pub notify: Notify,
+    /// Signalled each time the writer takes what is queued (replay paces itself on it).
+    drained: Notify,
 }
 
 impl ClientQueue {
@@ -161,15 +163,43 @@ impl ClientQueue {
     }
 
     pub fn take(&self) -> Taken {
-        let mut p = self.lock();
-        if p.hold && p.closed.is_none() {
-            return Taken::default();
-        }
-        // A closing client still gets what was queued before the close (the reason frame).
-        Taken {
-            frames: p.frames.drain(..).collect(),
-            ticks: p.ticks.drain(..).map(|(_, t)| t).collect(),
-            closed: p.closed,
+        let taken = {
+            let mut p = self.lock();
+            if p.hold && p.closed.is_none() {
+                return Taken::default();
+            }
+            // A closing client still gets what was queued before the close (the reason frame).
+            Taken {
+                frames: p.frames.drain(..).collect(),
+                ticks: p.ticks.drain(..).map(|(_, t)| t).collect(),
+                closed: p.closed,
+            }
+        };
+        self.drained.notify_waiters();
+        taken
+    }
+
+    /// Queue a frame once fewer than `high_water` frames are waiting (backpressure for replay,
+    /// whose frames are never conflated or dropped): waits for the writer to drain the queue.
+    /// Returns false when the client is closed.
+    pub async fn push_frame_paced(&self, frame: Utf8Bytes, high_water: usize) -> bool {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let mut p = self.lock();
+                if p.closed.is_some() {
+                    return false;
+                }
+                if p.frames.len() < high_water.clamp(1, MAX_PENDING_FRAMES) {
+                    p.frames.push_back(frame);
+                    drop(p);
+                    self.notify.notify_one();
+                    return true;
+                }
+            }
+            drained.await;
         }
     }
 }

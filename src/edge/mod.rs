@@ -8,6 +8,7 @@ pub mod market;
 pub mod ops;
 pub mod params;
 pub mod quote;
+pub mod replay;
 pub mod rest;
 pub mod ws;
 
@@ -51,6 +52,8 @@ pub struct Edge {
     pub prom: prometheus::Registry,
     pub limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     pub ws_max_clients: usize,
+    /// Replay window slack (see `sise_bus::replay`).
+    pub replay_slack: std::time::Duration,
 }
 
 pub type AppState = Arc<Edge>;
@@ -173,6 +176,7 @@ pub fn router(app: AppState, web_dir: &Path) -> Router {
         .route("/candles/{id}", get(rest::candles))
         .route("/sources", get(rest::sources))
         .route("/news", get(rest::news))
+        .route("/replay", get(replay::rest))
         .route("/layouts", axum::routing::post(layouts::create))
         .route("/layouts/{id}", get(layouts::get).put(layouts::put))
         .route("/openapi.json", get(ops::openapi))

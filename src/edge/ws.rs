@@ -19,6 +19,7 @@ use sise_bus::InstrumentId;
 
 use super::hub::{ClientQueue, SharedTick};
 use super::quote::QuoteView;
+use super::replay::WsReplay;
 use super::AppState;
 
 /// Most instruments one socket may subscribe to.
@@ -61,13 +62,9 @@ enum ClientOp {
         ids: Vec<String>,
     },
     Replay {
-        #[allow(dead_code)]
         ids: Vec<String>,
-        #[allow(dead_code)]
         from: Option<i64>,
-        #[allow(dead_code)]
         to: Option<i64>,
-        #[allow(dead_code)]
         speed: Option<f64>,
     },
 }
@@ -131,6 +128,8 @@ async fn client(socket: WebSocket, app: AppState) {
     });
 
     let mut subscribed: HashSet<InstrumentId> = HashSet::new();
+    // At most one replay per socket; a new replay op replaces the running one.
+    let mut replay: Option<WsReplay> = None;
     let mut bucket = OPS_PER_SECOND * 2.0;
     let mut refilled = tokio::time::Instant::now();
     loop {
@@ -166,7 +165,18 @@ async fn client(socket: WebSocket, app: AppState) {
             continue;
         }
         bucket -= 1.0;
-        handle_op(&app, client_id, &queue, &mut subscribed, text.as_str()).await;
+        handle_op(
+            &app,
+            client_id,
+            &queue,
+            &mut subscribed,
+            &mut replay,
+            text.as_str(),
+        )
+        .await;
+    }
+    if let Some(r) = replay.take() {
+        r.abort();
     }
     writer.abort();
     let ids: Vec<InstrumentId> = subscribed.into_iter().collect();
@@ -242,6 +252,7 @@ async fn handle_op(
     client_id: u64,
     queue: &Arc<ClientQueue>,
     subscribed: &mut HashSet<InstrumentId>,
+    replay: &mut Option<WsReplay>,
     text: &str,
 ) {
     let op = match serde_json::from_str::<ClientOp>(text) {
@@ -297,11 +308,32 @@ async fn handle_op(
                 subscribed.remove(id);
             }
         }
-        ClientOp::Replay { .. } => {
-            queue.push_frame(error_frame(
-                "not_supported",
-                "replay is not available in this version yet",
-            ));
+        ClientOp::Replay {
+            ids,
+            from,
+            to,
+            speed,
+        } => {
+            if ids.len() > MAX_IDS_PER_SOCKET {
+                queue.push_frame(error_frame(
+                    "too_many_ids",
+                    format!("at most {MAX_IDS_PER_SOCKET} ids per socket"),
+                ));
+                return;
+            }
+            let mut ids = check_ids(app, &ids, queue);
+            ids.dedup();
+            match super::replay::check_ws(&ids, from, to, speed) {
+                Ok((from, to, speed)) => {
+                    if let Some(running) = replay.take() {
+                        running.stop().await;
+                    }
+                    *replay = Some(super::replay::start_ws(app, queue, ids, from, to, speed));
+                }
+                Err((code, message)) => {
+                    queue.push_frame(error_frame(code, message));
+                }
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use sise_bus::{now_ms, InstrumentId, SourceName, SourceState, Tick, SCHEMA_VERSION};
 use tokio::time::Instant;
 
+use crate::calendar::Calendar;
 use crate::poll::{self, Backoff, Failure};
 use crate::schedule::{weekday_times, Schedule};
 use crate::source::{Source, SourceContext};
@@ -297,15 +298,17 @@ pub fn as_of_ms(date: NaiveDate) -> i64 {
         .unwrap_or(0)
 }
 
-/// The next poll time after `now`: the next slot (KST) on a weekday (what the cron schedule
-/// does; used for logs and tests).
+/// The next poll time after `now`: the next slot (KST) on a bank business day (the cron
+/// schedule's weekdays minus the market calendar's `fx` holidays; used for logs and tests).
 pub fn next_slot(now: DateTime<Utc>, slots: &[(u32, u32)]) -> DateTime<Utc> {
     let today = kst_today(now);
-    for d in 0..8u64 {
+    for d in 0..15u64 {
         let Some(date) = today.checked_add_days(Days::new(d)) else {
             break;
         };
-        if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
+        if matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+            || !Calendar::embedded().is_trading_day("fx", date)
+        {
             continue;
         }
         let mut times: Vec<DateTime<Utc>> = slots
@@ -746,15 +749,27 @@ async fn run(s: EximSettings, ctx: SourceContext) -> Result<(), PipelineError> {
         }
         tracing::debug!(source = "exim", next_poll = %next_slot(Utc::now(), &st.s.slots_kst), retry_in = ?retry, "waiting");
         let retry_at = retry.map(|d| Instant::now() + d);
-        tokio::select! {
-            _ = ctx.cancel.cancelled() => break,
-            _ = schedule.fired() => {}
-            _ = async {
-                match retry_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
+        // A scheduled fire on a bank holiday (the market calendar's `fx` days) polls nothing:
+        // Eximbank publishes no rates then, and the held rates stay the last business day's.
+        let cancelled = loop {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break true,
+                _ = schedule.fired() => {
+                    if Calendar::embedded().is_trading_day("fx", kst_today(Utc::now())) {
+                        break false;
+                    }
+                    tracing::debug!(source = "exim", "bank holiday (market calendar): no poll");
                 }
-            } => {}
+                _ = async {
+                    match retry_at {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => break false,
+            }
+        };
+        if cancelled {
+            break;
         }
     }
     schedule.stop().await;
@@ -871,6 +886,12 @@ mod tests {
         assert_eq!(
             next_slot(fri, &slots),
             Utc.with_ymd_and_hms(2026, 3, 16, 2, 5, 0).unwrap()
+        );
+        // Wednesday 2026-09-23 16:00 KST → Monday 09-28 11:05 KST (추석 holidays 24th, 25th).
+        let chuseok = Utc.with_ymd_and_hms(2026, 9, 23, 7, 0, 0).unwrap();
+        assert_eq!(
+            next_slot(chuseok, &slots),
+            Utc.with_ymd_and_hms(2026, 9, 28, 2, 5, 0).unwrap()
         );
         let day = NaiveDate::from_ymd_opt(2026, 3, 12).unwrap();
         assert_eq!(as_of_ms(day), 1_773_280_800_000);

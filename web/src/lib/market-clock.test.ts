@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clockText, isTradingDay, localTime, MARKET_CALENDAR, marketSession, nextChange } from "./market-clock";
+import { clockText, daySessions, isTradingDay, localTime, MARKET_CALENDAR, marketSession, nextChange } from "./market-clock";
 
 // An instant given as a UTC wall time, and as a KST wall time.
 const utc = (y: number, mo: number, d: number, h: number, mi = 0) => Date.UTC(y, mo - 1, d, h, mi);
@@ -110,6 +110,21 @@ describe("crypto, metal, fx and unknown markets", () => {
     expect(state("mars", 0)).toBe("closed");
     expect(isTradingDay("mars", "2026-11-24")).toBe(false);
     expect(nextChange("mars", 0)).toBeNull();
+  });
+});
+
+describe("daySessions", () => {
+  it("lists a day's sessions as epoch ms, special days included", () => {
+    expect(daySessions("krx", "2026-11-19")).toEqual([
+      { phase: "open", start: kst(2026, 11, 19, 10), end: kst(2026, 11, 19, 16, 30) },
+      { phase: "post", start: kst(2026, 11, 19, 16, 30), end: kst(2026, 11, 19, 20) },
+    ]);
+    expect(daySessions("us", "2026-11-27").map((s) => s.phase)).toEqual(["pre", "open", "post"]);
+    expect(daySessions("us", "2026-11-26")).toEqual([]);
+    // Sunday's metal session runs into Monday.
+    expect(daySessions("metal", "2026-11-29")).toEqual([{ phase: "open", start: utc(2026, 11, 29, 23), end: utc(2026, 11, 30, 22) }]);
+    expect(daySessions("crypto", "2026-11-29")).toEqual([]);
+    expect(daySessions("mars", "2026-11-29")).toEqual([]);
   });
 });
 

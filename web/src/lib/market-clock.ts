@@ -141,7 +141,26 @@ function sessionsOn(rule: MarketRule, date: string): Sessions {
   return rule.sessions ?? {};
 }
 
+/** Session intervals per rule and local date: Intl is slow (~10 µs a call), a day's answer never changes. */
+const intervalCache = new WeakMap<MarketRule, Map<string, Interval[]>>();
+const CACHE_DAYS = 4_000;
+
 function intervalsOn(rule: MarketRule, date: string): Interval[] {
+  let byDate = intervalCache.get(rule);
+  if (!byDate) {
+    byDate = new Map();
+    intervalCache.set(rule, byDate);
+  }
+  let out = byDate.get(date);
+  if (!out) {
+    if (byDate.size >= CACHE_DAYS) byDate.clear();
+    out = computeIntervalsOn(rule, date);
+    byDate.set(date, out);
+  }
+  return out;
+}
+
+function computeIntervalsOn(rule: MarketRule, date: string): Interval[] {
   const out: Interval[] = [];
   const s = sessionsOn(rule, date);
   for (const phase of PHASES) {
@@ -155,8 +174,7 @@ function intervalsOn(rule: MarketRule, date: string): Interval[] {
   return out;
 }
 
-function phaseAt(rule: MarketRule, epochMs: number): SessionState {
-  const today = localTime(epochMs, rule.timeZone).date;
+function phaseAt(rule: MarketRule, epochMs: number, today = localTime(epochMs, rule.timeZone).date): SessionState {
   let best: SessionState = "closed";
   for (const d of [addDays(today, -1), today]) {
     for (const i of intervalsOn(rule, d)) {
@@ -178,7 +196,7 @@ export function marketSession(
   const t = localTime(epochMs, rule.timeZone);
   const holiday = rule.holidays?.[t.date];
   const special = rule.special?.[t.date]?.name ?? null;
-  const state = phaseAt(rule, epochMs);
+  const state = phaseAt(rule, epochMs, t.date);
   if (state !== "closed") return { state, reason: null, note: special };
   if (holiday !== undefined) return { state, reason: "holiday", note: holiday };
   const weekend = t.weekday >= 6 && rule.special?.[t.date] === undefined;
@@ -191,6 +209,18 @@ export function isTradingDay(market: string, date: string, calendar: MarketCalen
   if (!rule) return false;
   if (rule.alwaysOpen) return true;
   return sessionsOn(rule, date).open !== undefined;
+}
+
+/** The sessions that start on local `date` (`YYYY-MM-DD` in the market's zone) as epoch ms
+ *  `[start, end)`, in pre/open/post order (empty on a weekend, holiday, or unknown market). */
+export function daySessions(
+  market: string,
+  date: string,
+  calendar: MarketCalendar = MARKET_CALENDAR,
+): { phase: "pre" | "open" | "post"; start: number; end: number }[] {
+  const rule = calendar.markets[market];
+  if (!rule || rule.alwaysOpen) return [];
+  return intervalsOn(rule, date).map((i) => ({ ...i }));
 }
 
 /** The next instant after `epochMs` at which the market's state changes (null: never, unknown). */

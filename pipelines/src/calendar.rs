@@ -601,6 +601,37 @@ mod tests {
     }
 
     #[test]
+    fn listed_days_are_session_weekdays_within_the_known_range() {
+        // A typo in a date usually lands on a weekend or past holidaysThrough: catch it.
+        for key in ["krx", "us", "fx"] {
+            let m = cal().market(key).unwrap();
+            let through = m.holidays_through().expect("holidaysThrough");
+            for d in m.holidays.keys().chain(m.special.keys()) {
+                let wd = d.weekday().num_days_from_monday() as usize;
+                assert!(m.weekdays[wd], "{key}: {d} is not a session weekday");
+                assert!(
+                    *d <= through,
+                    "{key}: {d} is after holidaysThrough {through}"
+                );
+            }
+        }
+        // Bank holidays are KRX closures, except the KRX-only year-end close.
+        let (krx, fx) = (cal().market("krx").unwrap(), cal().market("fx").unwrap());
+        for d in fx.holidays.keys() {
+            assert!(
+                krx.holidays.contains_key(d),
+                "fx holiday {d} is not a KRX holiday"
+            );
+        }
+        for d in krx.holidays.keys() {
+            assert!(
+                fx.holidays.contains_key(d) || (d.month(), d.day()) == (12, 31),
+                "KRX holiday {d} missing from fx"
+            );
+        }
+    }
+
+    #[test]
     fn bad_files_are_errors_not_panics() {
         assert!(Calendar::parse("{").is_err());
         assert!(Calendar::parse(r#"{"version":1,"markets":{}}"#).is_err());

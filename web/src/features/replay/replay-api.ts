@@ -3,7 +3,7 @@
 // to the start's minute (the edge builds every interval from complete 1-minute rows before
 // `to`, so nothing after the start leaks in); the started minute is folded from the replayed
 // ticks before the start, and the replay's own ticks carry it on from there.
-import { infiniteQueryOptions } from "@tanstack/react-query";
+import { infiniteQueryOptions, queryOptions } from "@tanstack/react-query";
 import { ApiError, CANDLE_PAGE, getCandles } from "@/lib/api";
 import { applyTick } from "@/lib/candles";
 import type { Candle, Interval, Quote } from "@/lib/types";
@@ -76,6 +76,25 @@ export const replayCandleQueries = {
           : getCandles(id, interval, { to: pageParam, limit: CANDLE_PAGE }, signal),
       initialPageParam: undefined as number | undefined,
       getNextPageParam: (last: Candle[]) => (last.length < CANDLE_PAGE ? undefined : last[0]?.t),
+      staleTime: Infinity,
+      gcTime: 60_000,
+    }),
+};
+
+/**
+ * A row's sparkline as it stood at replay start `at`: 5-minute closes over the 24 hours before,
+ * or 1-minute closes over the two hours before when there is too little history for that.
+ */
+export const replaySparkQueries = {
+  spark: (id: string, at: number) =>
+    queryOptions({
+      queryKey: ["replay", "spark", id, at] as const,
+      queryFn: async ({ signal }) => {
+        const to = minuteOf(at);
+        const day = await getCandles(id, "5m", { from: to - 24 * 3600_000, to, limit: 288 }, signal);
+        if (day.length >= 3) return day;
+        return getCandles(id, "1m", { from: to - 2 * 3600_000, to, limit: 120 }, signal);
+      },
       staleTime: Infinity,
       gcTime: 60_000,
     }),

@@ -2,6 +2,8 @@
 
 import { useQuery } from "@tanstack/react-query";
 import { memo } from "react";
+import { replaySparkQueries } from "@/features/replay/replay-api";
+import { useReplayView } from "@/features/replay/replay-context";
 import { candleQueries } from "@/lib/api";
 import type { Candle } from "@/lib/types";
 
@@ -11,7 +13,10 @@ const selectCloses = (cs: Candle[]) => cs.map((c) => c.c);
 
 /** The day's shape (15-minute closes) with the live price as its last point. */
 export const Sparkline = memo(function Sparkline({ id, last, live }: { id: string; last: number | null; live: boolean }) {
-  const closes = useQuery({ ...candleQueries.spark(id), select: selectCloses }).data;
+  // During a 시점 재생: the shape as it stood at the replay's start.
+  const replayAt = useReplayView()?.params.from ?? null;
+  const spark = (replayAt === null ? candleQueries.spark(id) : replaySparkQueries.spark(id, replayAt)) as ReturnType<typeof candleQueries.spark>;
+  const closes = useQuery({ ...spark, select: selectCloses }).data;
   const points = closes && closes.length > 0 ? (last !== null ? [...closes.slice(0, -1), last] : closes) : last !== null ? [last] : [];
   if (points.length < 2) return <svg aria-hidden width={W} height={H} className="shrink-0" />;
   let min = Infinity;

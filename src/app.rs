@@ -118,6 +118,10 @@ fn source_settings(config: &Config) -> SourceSettings {
         gold_fallback_url: config.gold_fallback_url.clone(),
         exim_url: config.exim_url.clone(),
         exim_auth_key: config.exim_auth_key.clone(),
+        newsapi_url: config.newsapi_url.clone(),
+        newsapi_key: config.newsapi_key.clone(),
+        newsapi_daily_limit: config.newsapi_daily_limit,
+        coinbase_url: config.coinbase_url.clone(),
         kis,
         ..SourceSettings::default()
     }
@@ -262,8 +266,9 @@ impl App {
         }
 
         if self.stages.project {
-            // Derived instruments (gold and silver in KRW per g and per 돈): computed from the
-            // input ticks and published as ticks of their own, beside the projections.
+            // Derived instruments (gold and silver in KRW per g and per 돈, the kimchi premiums):
+            // computed from the input ticks and published as ticks of their own, beside the
+            // projections.
             let ctx = SourceContext {
                 bus: self.bus.clone(),
                 registry: self.registry.clone(),

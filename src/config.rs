@@ -37,7 +37,9 @@ fn namespace(s: &str) -> Result<Namespace, String> {
 
 fn source(s: &str) -> Result<SourceName, String> {
     let name = SourceName::parse(s.trim()).map_err(|e| e.to_string())?;
-    const KNOWN: [&str; 7] = ["sim", "upbit", "kis", "kiwoom", "gold", "exim", "news"];
+    const KNOWN: [&str; 8] = [
+        "sim", "upbit", "kis", "kiwoom", "gold", "exim", "news", "coinbase",
+    ];
     if KNOWN.contains(&name.as_str()) {
         Ok(name)
     } else {
@@ -76,7 +78,7 @@ pub struct Config {
     #[arg(long, env = "SISE_NAMESPACE", default_value = "sise", global = true, value_parser = namespace)]
     pub namespace: Namespace,
 
-    /// Enabled sources, comma separated: sim, upbit, kis, kiwoom, gold, exim, news.
+    /// Enabled sources, comma separated: sim, upbit, kis, kiwoom, gold, exim, news, coinbase.
     #[arg(long, env = "SISE_SOURCES", default_value = "sim", value_delimiter = ',', global = true, value_parser = source)]
     pub sources: Vec<SourceName>,
 
@@ -172,6 +174,12 @@ pub struct Config {
     pub exim_url: String,
     #[arg(long, env = "SISE_NEWSAPI_URL", default_value = "https://newsapi.org/v2", global = true, value_parser = url_of(&["http", "https"]))]
     pub newsapi_url: String,
+    /// The NewsAPI plan's requests per 24 h (free plan: 100); the news source spends 72 % of it.
+    #[arg(long, env = "SISE_NEWSAPI_DAILY_LIMIT", default_value_t = 100, global = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub newsapi_daily_limit: u32,
+    /// Coinbase Exchange public REST (the kimchi premium's USD prices; source `coinbase`).
+    #[arg(long, env = "SISE_COINBASE_URL", default_value = "https://api.exchange.coinbase.com", global = true, value_parser = url_of(&["http", "https"]))]
+    pub coinbase_url: String,
 }
 
 impl Config {

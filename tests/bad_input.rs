@@ -137,8 +137,8 @@ async fn rest_parameters() {
     }
     let (_, body) = app.get("/api/v1/instruments").await;
     let list = body["instruments"].as_array().unwrap();
-    // 20 market instruments and 4 derived ones.
-    assert_eq!(list.len(), 24);
+    // 20 market instruments, 2 USD references (kimchi premium) and 6 derived ones.
+    assert_eq!(list.len(), 28);
     let btc = list
         .iter()
         .find(|i| i["id"] == "crypto.upbit.KRW-BTC")

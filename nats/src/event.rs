@@ -72,7 +72,10 @@ impl Tick {
     pub fn validate(&self) -> Result<(), BusError> {
         let finite = |x: f64| x.is_finite();
         let opt = |x: Option<f64>| x.is_none_or(finite);
-        if !finite(self.price) || self.price < 0.0 {
+        // A premium (`derived.kimchi.*`, in percent) is the one price that may be negative.
+        let signed = self.instrument.class() == crate::Class::Derived
+            && self.instrument.venue() == "kimchi";
+        if !finite(self.price) || (self.price < 0.0 && !signed) {
             return Err(BusError::Decode(format!(
                 "tick price {} is not a price",
                 self.price

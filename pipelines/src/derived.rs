@@ -1,23 +1,32 @@
-//! Derived instruments (DESIGN.md, "Derived instruments"): gold and silver in KRW per gram and
-//! per 돈 (3.75 g), computed from `metal.spot.XAU`/`XAG` (USD per troy ounce) and
-//! `fx.spot.USDKRW`, recomputed whenever either input ticks, and published as ticks of their own
-//! (`derived.metal.XAUKRW-G`, `…XAUKRW-DON`, `…XAGKRW-G`, `…XAGKRW-DON`; class `derived` in the
-//! registry; only the ids the registry lists are published).
+//! Derived instruments (DESIGN.md, "Derived instruments"), computed from other ticks and
+//! published as ticks of their own (class `derived` in the registry; only the ids the registry
+//! lists are published):
+//! - gold and silver in KRW per gram and per 돈 (3.75 g), from `metal.spot.XAU`/`XAG` (USD per
+//!   troy ounce) and `fx.spot.USDKRW` (`derived.metal.XAUKRW-G`, `…XAUKRW-DON`, `…XAGKRW-G`,
+//!   `…XAGKRW-DON`);
+//! - the kimchi premium of BTC and ETH (`derived.kimchi.BTC`, `derived.kimchi.ETH`): the Upbit
+//!   KRW price over the USD reference price (Coinbase, `crypto.coinbase.BTC-USD`) × USD/KRW,
+//!   minus one, **in percent** (2.13 means Upbit is 2.13 % dearer; it can be negative, which
+//!   `Tick::validate` allows for `derived.kimchi.*` only). It has no previous close.
+//!
+//! Every derived tick carries its inputs (`Tick::inputs`: each input's id and the exchange
+//! time of the value used), so the quote shows how old each input is.
 //!
 //! It runs beside the projections (`sise up`, `sise project`): it starts from the last tick of
-//! each input in the log, then follows the inputs' tick subjects. A derived tick's exchange
-//! time is the newer of its inputs' times; its sequence is a hash of both inputs' (time,
-//! sequence, price), so two processes computing the same value publish one tick (the stream drops the
-//! repeat). Its source is `derived`, or `sim` when an input is simulated (so the edge labels
-//! it 모의, never a market price). The previous close is the metal's previous close times the
-//! rate's previous close, when both are known.
+//! each input in the log, then follows the inputs' tick subjects and recomputes every output
+//! that depends on an input that changed. A derived tick's exchange time is the newest of its
+//! inputs' times; its sequence is a hash of the inputs' (time, sequence, price), so two
+//! processes computing the same value publish one tick (the stream drops the repeat). Its
+//! source is `derived`, or `sim` when an input is simulated (so the edge labels it 모의, never a
+//! market price). A metal's previous close is the metal's previous close times the rate's
+//! previous close, when both are known.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use sise_bus::{now_ms, InstrumentId, SourceName, Tick, SCHEMA_VERSION};
+use sise_bus::{now_ms, InstrumentId, SourceName, Tick, TickInput, SCHEMA_VERSION};
 
 use crate::poll::Backoff;
 use crate::source::{Source, SourceContext};
@@ -36,6 +45,20 @@ pub const OUTPUTS: [(&str, &str, f64); 4] = [
     ("derived.metal.XAUKRW-DON", "metal.spot.XAU", GRAMS_PER_DON),
     ("derived.metal.XAGKRW-G", "metal.spot.XAG", 1.0),
     ("derived.metal.XAGKRW-DON", "metal.spot.XAG", GRAMS_PER_DON),
+];
+
+/// (output id, Upbit KRW input, USD reference input) of the kimchi premiums.
+pub const KIMCHI: [(&str, &str, &str); 2] = [
+    (
+        "derived.kimchi.BTC",
+        "crypto.upbit.KRW-BTC",
+        "crypto.coinbase.BTC-USD",
+    ),
+    (
+        "derived.kimchi.ETH",
+        "crypto.upbit.KRW-ETH",
+        "crypto.coinbase.ETH-USD",
+    ),
 ];
 
 fn id(s: &str) -> Option<InstrumentId> {
@@ -63,6 +86,38 @@ fn fnv(parts: &[i64]) -> u64 {
     })
 }
 
+/// The fields every derived tick shares: time, inputs, source and sequence from its inputs.
+fn tick_of(out: &InstrumentId, price: f64, salt: i64, inputs: &[&Tick]) -> Tick {
+    let simulated = inputs.iter().any(|t| t.source.as_str() == "sim");
+    let mut parts = vec![salt];
+    for t in inputs {
+        parts.extend([t.ts, t.seq as i64, t.price.to_bits() as i64]);
+    }
+    Tick {
+        v: SCHEMA_VERSION,
+        instrument: out.clone(),
+        price,
+        prev_close: None,
+        change: None,
+        change_rate: None,
+        volume: 0.0,
+        day_volume: None,
+        ts: inputs.iter().map(|t| t.ts).max().unwrap_or(0),
+        ingest_ts: now_ms(),
+        source: if simulated { sim_name() } else { source_name() },
+        // 53 bits: exact through JSON.
+        seq: fnv(&parts) >> 11,
+        backfill: false,
+        inputs: inputs
+            .iter()
+            .map(|t| TickInput {
+                instrument: t.instrument.clone(),
+                ts: t.ts,
+            })
+            .collect(),
+    }
+}
+
 /// The derived tick of `out` (grams per unit `grams`) from a metal tick and a USD/KRW tick.
 pub fn derive(out: &InstrumentId, grams: f64, metal: &Tick, fx: &Tick) -> Option<Tick> {
     let factor = grams / GRAMS_PER_TROY_OUNCE;
@@ -75,39 +130,32 @@ pub fn derive(out: &InstrumentId, grams: f64, metal: &Tick, fx: &Tick) -> Option
         _ => None,
     };
     let change = prev_close.map(|p| round2(price - p));
-    let simulated = metal.source.as_str() == "sim" || fx.source.as_str() == "sim";
-    let tick = Tick {
-        v: SCHEMA_VERSION,
-        instrument: out.clone(),
-        price,
-        prev_close,
-        change,
-        change_rate: match (change, prev_close) {
-            (Some(c), Some(p)) => Some(c / p),
-            _ => None,
-        },
-        volume: 0.0,
-        day_volume: None,
-        ts: metal.ts.max(fx.ts),
-        ingest_ts: now_ms(),
-        source: if simulated { sim_name() } else { source_name() },
-        // 53 bits: exact through JSON.
-        seq: fnv(&[
-            metal.ts,
-            metal.seq as i64,
-            fx.ts,
-            fx.seq as i64,
-            metal.price.to_bits() as i64,
-            fx.price.to_bits() as i64,
-            (grams * 1000.0) as i64,
-        ]) >> 11,
-        backfill: false,
-        inputs: Vec::new(),
+    let mut tick = tick_of(out, price, (grams * 1000.0) as i64, &[metal, fx]);
+    tick.prev_close = prev_close;
+    tick.change = change;
+    tick.change_rate = match (change, prev_close) {
+        (Some(c), Some(p)) => Some(c / p),
+        _ => None,
     };
     tick.validate().ok().map(|_| tick)
 }
 
-/// The derived-instrument computation, run as a task beside the projections.
+/// The kimchi premium in percent (2 decimals): `krw / (usd × usdkrw) − 1`, × 100.
+pub fn premium_percent(krw: f64, usd: f64, usdkrw: f64) -> Option<f64> {
+    let reference = usd * usdkrw;
+    let p = round2((krw / reference - 1.0) * 100.0);
+    (krw > 0.0 && reference > 0.0 && p.is_finite()).then_some(p)
+}
+
+/// The kimchi premium tick of `out` from the Upbit KRW tick, the USD reference tick and USD/KRW.
+pub fn kimchi(out: &InstrumentId, krw: &Tick, usd: &Tick, fx: &Tick) -> Option<Tick> {
+    let price = premium_percent(krw.price, usd.price, fx.price)?;
+    let tick = tick_of(out, price, 7, &[krw, usd, fx]);
+    tick.validate().ok().map(|_| tick)
+}
+
+/// The derived-instrument computation, run as a task beside the projections (metals in KRW
+/// and the kimchi premiums; the name is historical).
 pub struct MetalKrw;
 
 impl Source for MetalKrw {
@@ -120,39 +168,78 @@ impl Source for MetalKrw {
     }
 }
 
+/// How one output is computed.
+#[derive(Debug, Clone, Copy)]
+enum Formula {
+    /// Inputs: metal, USD/KRW.
+    Metal { grams: f64 },
+    /// Inputs: Upbit KRW price, USD reference, USD/KRW.
+    Kimchi,
+}
+
+struct Output {
+    id: InstrumentId,
+    inputs: Vec<InstrumentId>,
+    formula: Formula,
+}
+
+/// Every output the registry lists, with its inputs.
+fn outputs(registry: &crate::Registry) -> Vec<Output> {
+    let metals = OUTPUTS.iter().filter_map(|(out, metal, grams)| {
+        Some(Output {
+            id: id(out)?,
+            inputs: vec![id(metal)?, id(USDKRW)?],
+            formula: Formula::Metal { grams: *grams },
+        })
+    });
+    let kimchis = KIMCHI.iter().filter_map(|(out, krw, usd)| {
+        Some(Output {
+            id: id(out)?,
+            inputs: vec![id(krw)?, id(usd)?, id(USDKRW)?],
+            formula: Formula::Kimchi,
+        })
+    });
+    metals
+        .chain(kimchis)
+        .filter(|o| registry.get(&o.id).is_some())
+        .collect()
+}
+
 struct Outputs {
-    /// (output, metal input, grams) for the outputs the registry lists.
-    list: Vec<(InstrumentId, InstrumentId, f64)>,
+    list: Vec<Output>,
     last: HashMap<InstrumentId, Tick>,
 }
 
 impl Outputs {
     /// The derived ticks that depend on `changed`.
     fn recompute(&self, changed: &InstrumentId) -> Vec<Tick> {
-        let Some(fx) = id(USDKRW).and_then(|f| self.last.get(&f)) else {
-            return Vec::new();
-        };
         self.list
             .iter()
-            .filter(|(_, metal, _)| changed.as_str() == USDKRW || metal == changed)
-            .filter_map(|(out, metal, grams)| derive(out, *grams, self.last.get(metal)?, fx))
+            .filter(|o| o.inputs.contains(changed))
+            .filter_map(|o| {
+                let ins: Vec<&Tick> = o
+                    .inputs
+                    .iter()
+                    .map(|i| self.last.get(i))
+                    .collect::<Option<_>>()?;
+                match (o.formula, ins.as_slice()) {
+                    (Formula::Metal { grams }, [metal, fx]) => derive(&o.id, grams, metal, fx),
+                    (Formula::Kimchi, [krw, usd, fx]) => kimchi(&o.id, krw, usd, fx),
+                    _ => None,
+                }
+            })
             .collect()
     }
 }
 
 async fn run(ctx: SourceContext) -> Result<(), PipelineError> {
-    let list: Vec<(InstrumentId, InstrumentId, f64)> = OUTPUTS
-        .iter()
-        .filter_map(|(out, metal, grams)| Some((id(out)?, id(metal)?, *grams)))
-        .filter(|(out, _, _)| ctx.registry.get(out).is_some())
-        .collect();
+    let list = outputs(&ctx.registry);
     if list.is_empty() {
         // Nothing to compute with this registry.
         ctx.cancel.cancelled().await;
         return Ok(());
     }
-    let mut inputs: Vec<InstrumentId> = list.iter().map(|(_, m, _)| m.clone()).collect();
-    inputs.extend(id(USDKRW));
+    let mut inputs: Vec<InstrumentId> = list.iter().flat_map(|o| o.inputs.clone()).collect();
     inputs.sort();
     inputs.dedup();
     let mut outs = Outputs {
@@ -183,7 +270,9 @@ async fn run(ctx: SourceContext) -> Result<(), PipelineError> {
                     }
                 }
             }
-            let start: Vec<Tick> = inputs.iter().flat_map(|i| outs.recompute(i)).collect();
+            let mut start: Vec<Tick> = inputs.iter().flat_map(|i| outs.recompute(i)).collect();
+            start.sort_by(|a, b| (&a.instrument, a.seq).cmp(&(&b.instrument, b.seq)));
+            start.dedup_by(|a, b| a.instrument == b.instrument && a.seq == b.seq);
             ctx.publish_ticks("derived", &start).await;
             // No SourceStatus: this is a projection of the log, not an outside source (its
             // inputs' sources carry the status the UI shows).
@@ -282,12 +371,120 @@ mod tests {
     }
 
     #[test]
+    fn kimchi_premium_in_percent_with_its_inputs() {
+        let krw = t(
+            "crypto.upbit.KRW-BTC",
+            130_250_000.0,
+            128_900_000.0,
+            3_000,
+            "upbit",
+        );
+        let mut usd = t(
+            "crypto.coinbase.BTC-USD",
+            88_350.12,
+            88_000.0,
+            2_500,
+            "coinbase",
+        );
+        usd.prev_close = None;
+        let fx = t("fx.spot.USDKRW", 1452.3, 1448.9, 1_000, "exim");
+        let out = id("derived.kimchi.BTC").unwrap();
+        let k = kimchi(&out, &krw, &usd, &fx).unwrap();
+        // 130,250,000 / (88,350.12 × 1,452.3) − 1 = +1.511 %.
+        assert_eq!(k.price, 1.51);
+        assert_eq!(k.ts, 3_000, "the newest input's time");
+        assert_eq!(k.prev_close, None);
+        assert_eq!(k.source.as_str(), "derived");
+        let ins: Vec<(&str, i64)> = k
+            .inputs
+            .iter()
+            .map(|i| (i.instrument.as_str(), i.ts))
+            .collect();
+        assert_eq!(
+            ins,
+            [
+                ("crypto.upbit.KRW-BTC", 3_000),
+                ("crypto.coinbase.BTC-USD", 2_500),
+                ("fx.spot.USDKRW", 1_000)
+            ]
+        );
+        // Upbit cheaper than the world: a negative premium is a valid derived tick.
+        let cheap = t(
+            "crypto.upbit.KRW-BTC",
+            125_000_000.0,
+            128_900_000.0,
+            3_000,
+            "upbit",
+        );
+        let neg = kimchi(&out, &cheap, &usd, &fx).unwrap();
+        assert!(neg.price < 0.0 && neg.validate().is_ok(), "{}", neg.price);
+        // Only a premium may be negative: the same price on any other instrument is garbage.
+        for other in ["crypto.upbit.KRW-BTC", "derived.metal.XAUKRW-G"] {
+            let mut bad = neg.clone();
+            bad.instrument = id(other).unwrap();
+            assert!(bad.validate().is_err(), "{other}");
+        }
+        let mut nan = neg.clone();
+        nan.price = f64::NAN;
+        assert!(nan.validate().is_err());
+        assert_eq!(premium_percent(100.0, 0.0, 1450.0), None);
+        assert_eq!(premium_percent(1450.0, 1.0, 1450.0), Some(0.0));
+        // A simulated input makes a simulated output.
+        let sim = t("crypto.upbit.KRW-BTC", 130_250_000.0, 1.0, 3_000, "sim");
+        assert_eq!(
+            kimchi(&out, &sim, &usd, &fx).unwrap().source.as_str(),
+            "sim"
+        );
+        // Metal outputs carry their two inputs too.
+        let xau = t("metal.spot.XAU", 4012.35, 3985.1, 1_000, "goldapi");
+        let g = derive(&id("derived.metal.XAUKRW-G").unwrap(), 1.0, &xau, &fx).unwrap();
+        assert_eq!(g.inputs.len(), 2);
+        assert_eq!(g.inputs[0].instrument.as_str(), "metal.spot.XAU");
+    }
+
+    #[test]
+    fn recompute_follows_any_input() {
+        let r = crate::Registry::builtin().unwrap();
+        let mut outs = Outputs {
+            list: outputs(&r),
+            last: HashMap::new(),
+        };
+        let btc = id("crypto.upbit.KRW-BTC").unwrap();
+        outs.last.insert(
+            btc.clone(),
+            t("crypto.upbit.KRW-BTC", 130_250_000.0, 1.0, 3, "upbit"),
+        );
+        assert!(outs.recompute(&btc).is_empty(), "inputs missing");
+        let usd = id("crypto.coinbase.BTC-USD").unwrap();
+        outs.last.insert(
+            usd.clone(),
+            t("crypto.coinbase.BTC-USD", 88_350.12, 1.0, 2, "coinbase"),
+        );
+        let fx = id("fx.spot.USDKRW").unwrap();
+        outs.last
+            .insert(fx.clone(), t("fx.spot.USDKRW", 1452.3, 1.0, 1, "exim"));
+        let ids = |v: Vec<Tick>| {
+            v.into_iter()
+                .map(|t| t.instrument.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(outs.recompute(&usd)), ["derived.kimchi.BTC"]);
+        // USD/KRW feeds the premiums (and the metals, once they have prices).
+        assert_eq!(ids(outs.recompute(&fx)), ["derived.kimchi.BTC"]);
+    }
+
+    #[test]
     fn the_registry_lists_every_output() {
         let r = crate::Registry::builtin().unwrap();
         for (out, metal, _) in OUTPUTS {
             let inst = r.get(&id(out).unwrap()).expect(out);
             assert_eq!(inst.currency, "KRW");
             assert!(r.get(&id(metal).unwrap()).is_some());
+        }
+        for (out, krw, usd) in KIMCHI {
+            assert!(r.get(&id(out).unwrap()).is_some(), "{out}");
+            assert!(r.get(&id(krw).unwrap()).is_some(), "{krw}");
+            assert!(r.get(&id(usd).unwrap()).is_some(), "{usd}");
         }
     }
 }

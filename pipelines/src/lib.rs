@@ -10,11 +10,13 @@
 //! and silver in KRW per g and per 돈 from their ticks. KIS and NewsAPI plug in here.
 
 pub mod calendar;
+pub mod coinbase;
 pub mod derived;
 pub mod error;
 pub mod exim;
 pub mod gold;
 pub mod kis;
+pub mod news;
 pub mod poll;
 pub mod registry;
 pub mod schedule;

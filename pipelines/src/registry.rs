@@ -173,8 +173,9 @@ mod tests {
         ] {
             assert!(ids.contains(&want), "{want} missing");
         }
-        // 20 market instruments and 4 derived ones (gold and silver in KRW per g and per 돈).
-        assert_eq!(ids.len(), 24);
+        // 20 market instruments, 2 USD references (Coinbase) and 6 derived ones (gold and silver
+        // in KRW per g and per 돈, the BTC and ETH kimchi premiums).
+        assert_eq!(ids.len(), 28);
         let celltrion = r
             .get(&InstrumentId::parse("stock.krx.068270").unwrap())
             .unwrap();

@@ -186,6 +186,74 @@ impl Walk {
     }
 }
 
+impl Walk {
+    /// Move the walk to `price` (a simulated price that follows other walks, see [`Anchor`])
+    /// and make `tick`, this walk's latest tick, say so.
+    pub fn pin(&mut self, tick: &mut Tick, price: f64) {
+        if !(price.is_finite() && price > 0.0) {
+            return;
+        }
+        self.price = price;
+        let scale = 10f64.powi(i32::from(self.inst.decimals).max(0));
+        let change = ((price - self.prev_close) * scale).round() / scale;
+        tick.price = price;
+        tick.change = Some(change);
+        tick.change_rate = Some(change / self.prev_close);
+    }
+}
+
+/// A simulated USD reference price (`crypto.coinbase.BTC-USD`) kept consistent with the
+/// simulated Upbit KRW price and USD/KRW: USD = KRW ÷ (USD/KRW × (1 + premium)), with a premium
+/// that wanders slowly within +0.3–2.8 %, so the demo kimchi premium is plausible.
+pub struct Anchor {
+    usd: usize,
+    krw: usize,
+    fx: usize,
+    /// Percent.
+    pub premium: f64,
+}
+
+impl Anchor {
+    /// The anchors among `walks`: each `crypto.coinbase.<BASE>-USD` with a
+    /// `crypto.upbit.KRW-<BASE>` and `fx.spot.USDKRW` walk.
+    pub fn find(walks: &[Walk]) -> Vec<Anchor> {
+        let at = |id: &str| walks.iter().position(|w| w.inst.id.as_str() == id);
+        walks
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.inst.venue == "coinbase")
+            .filter_map(|(usd, w)| {
+                let base = w.inst.id.symbol().strip_suffix("-USD")?;
+                Some(Anchor {
+                    usd,
+                    krw: at(&format!("crypto.upbit.KRW-{base}"))?,
+                    fx: at("fx.spot.USDKRW")?,
+                    premium: 1.2 + (fnv1a(base) % 60) as f64 / 100.0,
+                })
+            })
+            .collect()
+    }
+
+    /// After a round: re-price the anchored USD ticks of `batch` from the other walks.
+    pub fn apply(anchors: &mut [Anchor], walks: &mut [Walk], batch: &mut [Tick], rng: &mut ChaCha8Rng) {
+        for a in anchors {
+            let usd_id = walks[a.usd].inst.id.clone();
+            let Some(tick) = batch.iter_mut().find(|t| t.instrument == usd_id) else {
+                continue;
+            };
+            // A slow bounded walk of the premium (reflected at the bounds).
+            a.premium += rng.random_range(-0.02..0.02);
+            if !(0.3..=2.8).contains(&a.premium) {
+                a.premium = a.premium.clamp(0.3, 2.8);
+            }
+            let krw = walks[a.krw].price;
+            let fx = walks[a.fx].price;
+            let price = (krw / (fx * (1.0 + a.premium / 100.0)) * 100.0).round() / 100.0;
+            walks[a.usd].pin(tick, price);
+        }
+    }
+}
+
 /// A plausible simulated headline about `walk`'s instrument, in Korean or English.
 pub fn headline(walk: &Walk, now: i64, korean: bool, pick: u32) -> News {
     let inst = &walk.inst;
@@ -352,6 +420,7 @@ async fn run(sim: Sim, ctx: SourceContext) -> Result<(), PipelineError> {
     let mut failing = false;
     // Three headlines right away, then one every 30–90 s.
     let mut news_left_at_start = 3u32;
+    let mut anchors = Anchor::find(&walks);
     let mut next_news = start;
     loop {
         tokio::select! {
@@ -394,6 +463,7 @@ async fn run(sim: Sim, ctx: SourceContext) -> Result<(), PipelineError> {
         if batch.is_empty() {
             continue;
         }
+        Anchor::apply(&mut anchors, &mut walks, &mut batch, &mut jitter);
         match ctx.bus.publish_ticks(&batch).await {
             Ok(stored) => {
                 let fresh = stored.iter().filter(|s| !s.duplicate).count();
@@ -440,6 +510,39 @@ mod tests {
             .iter()
             .filter_map(|i| Walk::new(i.clone(), reg.timezone_of(i), seed, now))
             .collect()
+    }
+
+    #[test]
+    fn usd_references_keep_a_plausible_kimchi_premium() {
+        let t0 = 1_773_293_415_000;
+        let mut ws = walks(7, t0);
+        let mut anchors = Anchor::find(&ws);
+        assert_eq!(anchors.len(), 2, "BTC-USD and ETH-USD");
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let id = |s: &str| sise_bus::InstrumentId::parse(s).unwrap();
+        let price_of = |ws: &[Walk], s: &str| {
+            ws.iter()
+                .find(|w| w.inst.id == id(s))
+                .map(|w| w.price)
+                .unwrap()
+        };
+        for i in 1..2_000 {
+            let now = t0 + i * 500;
+            let mut batch: Vec<Tick> = ws.iter_mut().map(|w| w.step(now)).collect();
+            Anchor::apply(&mut anchors, &mut ws, &mut batch, &mut rng);
+            for (krw, usd) in [
+                ("crypto.upbit.KRW-BTC", "crypto.coinbase.BTC-USD"),
+                ("crypto.upbit.KRW-ETH", "crypto.coinbase.ETH-USD"),
+            ] {
+                let fx = price_of(&ws, "fx.spot.USDKRW");
+                let p = crate::derived::premium_percent(price_of(&ws, krw), price_of(&ws, usd), fx)
+                    .unwrap();
+                assert!((0.2..=2.9).contains(&p), "premium {p} at step {i}");
+                let tick = batch.iter().find(|t| t.instrument == id(usd)).unwrap();
+                assert_eq!(tick.price, price_of(&ws, usd));
+                assert!(tick.validate().is_ok());
+            }
+        }
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct IngestMetrics {
     pub reconnects: IntCounterVec,
     /// Exchange time → published to the log, seconds.
     pub lag: HistogramVec,
+    /// News articles published to the log (new ones, not repeats).
+    pub news: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -153,6 +155,14 @@ impl IngestMetrics {
             ]),
             &["source"],
         )?;
+        let news = IntCounterVec::new(
+            Opts::new(
+                "sise_news_ingested_total",
+                "News articles published to the log by a source",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(news.clone()))?;
         registry.register(Box::new(ticks.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(state.clone()))?;
@@ -168,6 +178,7 @@ impl IngestMetrics {
             parse_errors,
             reconnects,
             lag,
+            news,
         })
     }
 }
@@ -191,6 +202,13 @@ pub struct SourceSettings {
     /// Korea Eximbank AP01 endpoint (`SISE_EXIM_URL`) and key (`EXIM_AUTH_KEY`).
     pub exim_url: String,
     pub exim_auth_key: Option<secrecy::SecretString>,
+    /// NewsAPI base (`SISE_NEWSAPI_URL`), key (`NEWSAPI_KEY`) and the plan's requests per day
+    /// (`SISE_NEWSAPI_DAILY_LIMIT`).
+    pub newsapi_url: String,
+    pub newsapi_key: Option<secrecy::SecretString>,
+    pub newsapi_daily_limit: u32,
+    /// Coinbase Exchange public REST base (`SISE_COINBASE_URL`): the kimchi premium's USD prices.
+    pub coinbase_url: String,
     /// KIS: REST base, WebSocket, app key pair, Redis for the shared token, and the limits
     /// (`SISE_KIS_*`); see [`crate::kis::KisSettings`].
     pub kis: crate::kis::KisSettings,
@@ -208,6 +226,10 @@ impl Default for SourceSettings {
             gold_fallback_url: crate::gold::DEFAULT_FALLBACK_URL.to_owned(),
             exim_url: crate::exim::DEFAULT_URL.to_owned(),
             exim_auth_key: None,
+            newsapi_url: crate::news::DEFAULT_URL.to_owned(),
+            newsapi_key: None,
+            newsapi_daily_limit: crate::news::FREE_REQUESTS_PER_DAY,
+            coinbase_url: crate::coinbase::DEFAULT_URL.to_owned(),
             kis: crate::kis::KisSettings::new(
                 crate::kis::DEFAULT_REST_URL,
                 crate::kis::DEFAULT_WS_URL,
@@ -250,7 +272,17 @@ pub fn build_sources(
                 }
                 out.push(Box::new(crate::kis::Kis::new(settings.kis.clone())))
             }
-            "kiwoom" | "news" => {
+            "news" => out.push(Box::new(crate::news::NewsSource::new(
+                crate::news::NewsSettings::new(
+                    &settings.newsapi_url,
+                    settings.newsapi_key.clone(),
+                    settings.newsapi_daily_limit,
+                ),
+            ))),
+            "coinbase" => out.push(Box::new(crate::coinbase::Coinbase::new(
+                crate::coinbase::CoinbaseSettings::new(&settings.coinbase_url),
+            ))),
+            "kiwoom" => {
                 return Err(PipelineError::Config {
                     source_name: name.to_string(),
                     message: "this connector is not in this build yet; use SISE_SOURCES=sim".into(),
@@ -259,7 +291,7 @@ pub fn build_sources(
             other => {
                 return Err(PipelineError::Config {
                     source_name: other.to_string(),
-                    message: "unknown source (known: sim, upbit, kis, kiwoom, gold, exim, news)"
+                    message: "unknown source (known: sim, upbit, kis, kiwoom, gold, exim, news, coinbase)"
                         .into(),
                 })
             }

@@ -29,6 +29,18 @@ pub struct Quote {
     pub ts: i64,
     pub ingest_ts: i64,
     pub source: String,
+    /// A derived instrument's inputs (id and the exchange time of the value used), so readers
+    /// can show their ages; omitted for a market's own quote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<QuoteInput>,
+}
+
+/// One input of a derived quote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuoteInput {
+    pub id: InstrumentId,
+    /// Exchange time of the input's value, epoch ms.
+    pub ts: i64,
 }
 
 impl Quote {
@@ -44,6 +56,14 @@ impl Quote {
             ts: tick.ts,
             ingest_ts: tick.ingest_ts,
             source: tick.source.to_string(),
+            inputs: tick
+                .inputs
+                .iter()
+                .map(|i| QuoteInput {
+                    id: i.instrument.clone(),
+                    ts: i.ts,
+                })
+                .collect(),
         }
     }
 }

@@ -17,7 +17,10 @@ const krx = (l = defaultLayout()) => l.widgets.find((w) => w.id === "w1")!.ids;
 describe("default layout", () => {
   it("covers every default instrument once, plus the chart's", () => {
     const ids = layoutIds(defaultLayout());
-    expect(ids).toHaveLength(20);
+    // 20 market instruments and gold in KRW per g and per 돈 (the metals widget).
+    expect(ids).toHaveLength(22);
+    expect(ids).toContain("derived.metal.XAUKRW-G");
+    expect(ids).toContain("derived.metal.XAUKRW-DON");
     expect(ids).toContain("fx.spot.USDKRW");
     expect(ids).toContain("crypto.upbit.KRW-ONDO");
   });

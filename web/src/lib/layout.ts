@@ -44,7 +44,7 @@ export function defaultLayout(): Layout {
       { id: "w5", kind: "quotes", title_ko: "해외주식", title_en: "US stocks", size: "s", ids: ["stock.us.BMNR", "stock.us.GOOG", "stock.us.FIG"] },
       { id: "w3", kind: "chart", title_ko: "차트", title_en: "Chart", size: "l", ids: [] },
       { id: "w4", kind: "quotes", title_ko: "암호화폐", title_en: "Crypto", size: "s", ids: ["crypto.upbit.KRW-BTC", "crypto.upbit.KRW-ETH", "crypto.upbit.KRW-SOL", "crypto.upbit.KRW-XRP", "crypto.upbit.KRW-LINK", "crypto.upbit.KRW-SUI", "crypto.upbit.KRW-ONDO"] },
-      { id: "w6", kind: "quotes", title_ko: "금/은", title_en: "Gold/Silver", size: "s", ids: ["metal.spot.XAU", "metal.spot.XAG"] },
+      { id: "w6", kind: "quotes", title_ko: "금/은", title_en: "Gold/Silver", size: "s", ids: ["metal.spot.XAU", "metal.spot.XAG", "derived.metal.XAUKRW-G", "derived.metal.XAUKRW-DON"] },
       { id: "w7", kind: "quotes", title_ko: "환율", title_en: "FX", size: "s", ids: ["fx.spot.USDKRW"] },
       { id: "w8", kind: "news", title_ko: "뉴스", title_en: "News", size: "m", ids: [] },
     ],

@@ -35,6 +35,14 @@ export interface Quote {
   source: string;
   stale: boolean;
   market: MarketState;
+  /** Only on derived instruments: the inputs and their exchange times (for their ages). */
+  inputs?: QuoteInput[];
+}
+
+/** One input of a derived quote. */
+export interface QuoteInput {
+  id: string;
+  ts: number;
 }
 
 export type SourceState = "up" | "degraded" | "down";

@@ -13,6 +13,7 @@ import type { MessageKey } from "@/lib/i18n";
 import { marketSession } from "@/lib/market-clock";
 import type { Instrument, SourceInfo, SourceState } from "@/lib/types";
 import { useNow } from "@/lib/use-now";
+import { KimchiBadge } from "./kimchi-badge";
 import { Sparkline } from "./sparkline";
 
 const DIR_TEXT = { up: "text-[var(--color-up)]", down: "text-[var(--color-down)]", flat: "text-[var(--color-flat)]" } as const;
@@ -105,6 +106,7 @@ export const QuoteRow = memo(function QuoteRow({
           )}
           <span data-testid="age" className="tabular-nums">{quote ? formatTimeAgo(quote.ts, now || quote.ts, lang) : code}</span>
           {quote?.day_volume ? <span className="hidden tabular-nums sm:inline">· {formatVolume(quote.day_volume, lang)}</span> : null}
+          <KimchiBadge id={id} />
         </div>
       </button>
       {controls ? (

@@ -33,7 +33,7 @@ describe("KRX (NXT pre 08:00–08:50, regular 09:00–15:30, NXT after 15:30–2
   });
   it("is closed on weekends and every 2026 holiday, incl. substitutes, 6/3 and the year-end close", () => {
     expect(marketSession("krx", kst(2026, 11, 28, 10)).reason).toBe("weekend");
-    const holidays = ["01-01", "02-16", "02-17", "02-18", "03-02", "05-01", "05-05", "05-25", "06-03", "08-17", "09-24", "09-25", "10-05", "10-09", "12-25", "12-31"];
+    const holidays = ["01-01", "02-16", "02-17", "02-18", "03-02", "05-01", "05-05", "05-25", "06-03", "07-17", "08-17", "09-24", "09-25", "10-05", "10-09", "12-25", "12-31"];
     for (const md of holidays) {
       const [m, d] = md.split("-").map(Number) as [number, number];
       expect(marketSession("krx", kst(2026, m, d, 10)).reason, md).toBe("holiday");

@@ -55,7 +55,7 @@ export function ReplayBanner() {
       data-status={status}
       data-from={params.from}
       data-speed={params.speed}
-      className={`sticky top-[3.25rem] z-20 flex flex-wrap items-center gap-x-4 gap-y-2 rounded-lg border-2 px-4 py-2.5 text-sm shadow-md ${failed ? "border-orange-500 bg-orange-50 text-orange-950 dark:bg-orange-950 dark:text-orange-100" : "border-violet-600 bg-violet-700 text-white dark:border-violet-400 dark:bg-violet-800"}`}
+      className={`sticky top-[4.5rem] z-20 sm:top-[3.25rem] flex flex-wrap items-center gap-x-4 gap-y-2 rounded-lg border-2 px-4 py-2.5 text-sm shadow-md ${failed ? "border-orange-500 bg-orange-50 text-orange-950 dark:bg-orange-950 dark:text-orange-100" : "border-violet-600 bg-violet-700 text-white dark:border-violet-400 dark:bg-violet-800"}`}
     >
       <div className="flex min-w-0 flex-1 flex-col gap-0.5">
         <p data-testid="replay-summary" className="flex items-center gap-2 font-bold">

@@ -194,6 +194,7 @@ impl App {
                     prom: prom.clone(),
                     limiter: edge::limiter(config.rate_limit),
                     ws_max_clients: config.ws_max_clients,
+                    watched: Default::default(),
                     replay_slack: Duration::from_secs(config.replay_slack_secs),
                 }))
             }
@@ -263,6 +264,15 @@ impl App {
                         .with_context(|| format!("source {name}"))
                 });
             }
+        }
+
+        if self.stages.edge {
+            // Instruments sources list beyond the registry (searchable, subscribable).
+            tokio::spawn(sise_pipelines::catalog::follow_listed(
+                self.bus.clone(),
+                self.registry.clone(),
+                cancel.clone(),
+            ));
         }
 
         if self.stages.project {

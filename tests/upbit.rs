@@ -427,3 +427,89 @@ async fn fake_frame_to_edge_websocket_delay() {
     );
     assert!(pct(1.0) < Duration::from_secs(5));
 }
+
+/// A KRW market outside the registry that Upbit lists: searchable with Upbit's Korean and
+/// English names, and once a user subscribes to it, the source adds it to the live
+/// subscription (without dropping the others) and its trades reach the client and the quotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_market_the_user_adds_goes_live_without_a_restart() {
+    let fake = FakeUpbit::start(FakeOptions::default())
+        .await
+        .expect("fake upbit");
+    fake.add_market("KRW-DOGE", "도지코인", "Dogecoin", 412.0);
+    let mut config = test_config(&["upbit"]);
+    config.upbit_rest_url = fake.rest_url.clone();
+    config.upbit_ws_url = fake.ws_url.clone();
+    let app = spawn_app(config, Stages::ALL).await;
+    const DOGE: &str = "crypto.upbit.KRW-DOGE";
+
+    // Listed: the edge learns it from the source's market list (through the log's KV bucket).
+    let listed = wait_for("KRW-DOGE in the instrument list", T, || async {
+        let (_, body) = app.get("/api/v1/instruments").await;
+        body["instruments"]
+            .as_array()?
+            .iter()
+            .find(|i| i["id"] == DOGE)
+            .cloned()
+    })
+    .await;
+    assert_eq!(listed["name_ko"], "도지코인");
+    assert_eq!(listed["name_en"], "Dogecoin");
+    assert_eq!(listed["class"], "crypto");
+    assert_eq!(listed["currency"], "KRW");
+    assert_eq!(listed["market"], "crypto");
+    // Not a market pair in KRW, never listed.
+    let (_, body) = app.get("/api/v1/instruments").await;
+    assert!(!body["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == "crypto.upbit.BTC-ETH"));
+    // Listed but not subscribed yet: the 7 defaults only.
+    wait_for("the 7 default markets subscribed", T, || async {
+        let subs = fake.subscribed();
+        (subs.last()?.0.len() == 7).then_some(())
+    })
+    .await;
+
+    let mut ws = ws_connect(&app).await;
+    ws_send(&mut ws, json!({"op": "subscribe", "ids": [DOGE, BTC]})).await;
+    let snap = ws_next(&mut ws, T).await.expect("snapshot");
+    assert_eq!(
+        snap["type"], "snapshot",
+        "an added listed id is accepted: {snap}"
+    );
+
+    // The source re-subscribes with 8 markets on the same connection.
+    wait_for("KRW-DOGE subscribed beside the others", T, || async {
+        let subs = fake.subscribed();
+        let (ticker, trade) = subs.last()?;
+        (ticker.len() == 8
+            && trade.len() == 8
+            && ticker.iter().any(|c| c == "KRW-DOGE")
+            && ticker.iter().any(|c| c == "KRW-BTC"))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        fake.open_connections(),
+        1,
+        "the other markets were not dropped"
+    );
+
+    // Its trades now flow to the client and the quotes.
+    let deadline = Instant::now() + T;
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        fake.trade("KRW-DOGE", 415.0, 1_000.0).expect("trade");
+        if let Some(frame) = ws_next(&mut ws, Duration::from_secs(2)).await {
+            seen = frame_quotes(&frame)
+                .iter()
+                .any(|q| q["id"] == DOGE && q["price"].as_f64() == Some(415.0));
+        }
+    }
+    assert!(seen, "a KRW-DOGE trade reached the WebSocket client");
+    let q = wait_for("a KRW-DOGE quote", T, || quote(&app, DOGE)).await;
+    assert_eq!(q["source"], "upbit");
+    assert_eq!(q["market"], "open");
+}

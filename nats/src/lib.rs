@@ -13,6 +13,7 @@
 //! - [`consume`]: the durable pull-consumer loop that acks only after the handler committed;
 //! - [`replay`]: reading the past: a time range of ticks (replay) or a run of sequences (rebuild).
 
+pub mod catalog;
 pub mod codec;
 pub mod consume;
 pub mod error;

@@ -73,6 +73,10 @@ pub async fn delete_streams(js: &jetstream::Context, ns: &Namespace) -> Result<(
     for kind in StreamKind::ALL {
         let _ = js.delete_stream(ns.stream(kind)).await;
     }
+    // The key-value buckets of `catalog` (instruments listed by sources, and watched).
+    for bucket in ["LISTED", "WATCH"] {
+        let _ = js.delete_key_value(format!("{ns}_{bucket}")).await;
+    }
     Ok(())
 }
 

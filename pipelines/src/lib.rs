@@ -10,6 +10,7 @@
 //! and silver in KRW per g and per 돈 from their ticks. KIS and NewsAPI plug in here.
 
 pub mod calendar;
+pub mod catalog;
 pub mod coinbase;
 pub mod derived;
 pub mod error;

@@ -2,7 +2,7 @@
 //! overridable at run time (`SISE_INSTRUMENTS=path`). Loaded once, checked, then shared.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sise_bus::{Class, InstrumentId};
@@ -59,6 +59,9 @@ pub struct Registry {
     instruments: Vec<Arc<Instrument>>,
     by_id: HashMap<InstrumentId, Arc<Instrument>>,
     markets: HashMap<String, Market>,
+    /// Instruments a source lists beyond the file (Upbit's other KRW markets), learned at run
+    /// time from the `listed` bucket ([`crate::catalog`]); never shadows a registry entry.
+    listed: RwLock<HashMap<InstrumentId, Arc<Instrument>>>,
 }
 
 impl Registry {
@@ -116,6 +119,7 @@ impl Registry {
             instruments,
             by_id,
             markets: file.markets,
+            listed: RwLock::new(HashMap::new()),
         })
     }
 
@@ -126,6 +130,69 @@ impl Registry {
 
     pub fn get(&self, id: &InstrumentId) -> Option<&Arc<Instrument>> {
         self.by_id.get(id)
+    }
+
+    /// An instrument of the registry or, failing that, one a source lists ([`Self::add_listed`]).
+    pub fn lookup(&self, id: &InstrumentId) -> Option<Arc<Instrument>> {
+        if let Some(i) = self.by_id.get(id) {
+            return Some(i.clone());
+        }
+        self.listed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Learn an instrument a source lists. It is checked like a registry entry; an id of the
+    /// registry itself is left alone. Returns whether it was new or changed.
+    pub fn add_listed(&self, inst: Instrument) -> Result<bool, PipelineError> {
+        let err = |m: &str| PipelineError::Registry(format!("listed {}: {m}", inst.id));
+        if inst.class != inst.id.class() || inst.venue != inst.id.venue() {
+            return Err(err("class/venue do not match the id"));
+        }
+        if !self.markets.contains_key(&inst.market) {
+            return Err(err("unknown market"));
+        }
+        if inst.name_ko.is_empty() || inst.name_en.is_empty() || inst.decimals > 8 {
+            return Err(err("names empty or decimals over 8"));
+        }
+        if self.by_id.contains_key(&inst.id) {
+            return Ok(false);
+        }
+        let mut listed = self.listed.write().unwrap_or_else(|e| e.into_inner());
+        let changed = listed.get(&inst.id).is_none_or(|old| {
+            old.name_ko != inst.name_ko
+                || old.name_en != inst.name_en
+                || old.decimals != inst.decimals
+                || old.currency != inst.currency
+                || old.market != inst.market
+        });
+        if changed {
+            listed.insert(inst.id.clone(), Arc::new(inst));
+        }
+        Ok(changed)
+    }
+
+    /// Forget a listed instrument (a source delisted it).
+    pub fn remove_listed(&self, id: &InstrumentId) {
+        self.listed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// The listed instruments, by id.
+    pub fn listed(&self) -> Vec<Arc<Instrument>> {
+        let mut out: Vec<Arc<Instrument>> = self
+            .listed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        out
     }
 
     pub fn market(&self, key: &str) -> Option<&Market> {

@@ -336,7 +336,8 @@ impl Hub {
             },
             Err(_) => return,
         };
-        let inst = self.registry.get(&tick.instrument).map(|i| i.as_ref());
+        let inst = self.registry.lookup(&tick.instrument);
+        let inst = inst.as_deref();
         let (stale, market) = market::freshness(
             inst,
             tick.source.as_str(),

@@ -27,7 +27,7 @@ use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use redis::aio::ConnectionManager;
-use sise_bus::{Bus, Namespace};
+use sise_bus::{Bus, InstrumentId, Namespace};
 use sise_pipelines::Registry;
 use sise_projections::history::HistoryReader;
 use sise_projections::latest::{LatestQuote, LatestReader};
@@ -52,6 +52,8 @@ pub struct Edge {
     pub prom: prometheus::Registry,
     pub limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     pub ws_max_clients: usize,
+    /// Ids this edge has recorded as watched (see [`Edge::watch_added`]).
+    pub watched: Arc<std::sync::Mutex<std::collections::HashSet<InstrumentId>>>,
     /// Replay window slack (see `sise_bus::replay`).
     pub replay_slack: std::time::Duration,
 }
@@ -59,10 +61,36 @@ pub struct Edge {
 pub type AppState = Arc<Edge>;
 
 impl Edge {
+    /// Record that a user subscribed to `id`, an instrument a source lists but the registry
+    /// does not hold, so every ingest process starts publishing it ([`sise_bus::catalog`]).
+    /// Once per id per edge process; a failure is logged and retried on a later subscription.
+    pub fn watch_added(&self, id: &InstrumentId) {
+        let first = self
+            .watched
+            .lock()
+            .map(|mut w| w.insert(id.clone()))
+            .unwrap_or(false);
+        if !first {
+            return;
+        }
+        let (bus, id, edge_watched) = (self.bus.clone(), id.clone(), self.watched.clone());
+        tokio::spawn(async move {
+            if let Err(e) = bus.watch_instrument(&id).await {
+                tracing::warn!(%id, error = %e, "could not record a watched instrument");
+                if let Ok(mut w) = edge_watched.lock() {
+                    w.remove(&id);
+                }
+            } else {
+                tracing::info!(%id, "user-added instrument watched");
+            }
+        });
+    }
+
     /// A stored quote as the API shows it, with its staleness and market state at `now_ms`.
     pub fn quote_view<'a>(&self, q: &'a LatestQuote, now_ms: i64) -> QuoteView<'a> {
         let quote = &q.quote;
-        let inst = self.registry.get(&quote.id).map(|i| i.as_ref());
+        let inst = self.registry.lookup(&quote.id);
+        let inst = inst.as_deref();
         let (stale, market) = market::freshness(
             inst,
             &quote.source,

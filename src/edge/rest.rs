@@ -19,17 +19,22 @@ pub const MAX_CANDLES: u32 = 5_000;
 pub const DEFAULT_NEWS: u32 = 50;
 pub const MAX_NEWS: u32 = 200;
 
-/// Parse an id and find it in the registry: malformed → 400, unknown → 404.
-pub fn known<'a>(app: &'a AppState, raw: &str) -> Result<&'a std::sync::Arc<Instrument>, ApiError> {
+/// Parse an id and find it in the registry or among the instruments a source lists:
+/// malformed → 400, unknown → 404.
+pub fn known(app: &AppState, raw: &str) -> Result<std::sync::Arc<Instrument>, ApiError> {
     let id = InstrumentId::parse(raw)
         .map_err(|e| ApiError::bad_request("bad_instrument_id", e.to_string()))?;
     app.registry
-        .get(&id)
+        .lookup(&id)
         .ok_or_else(|| ApiError::not_found("unknown_instrument", format!("no instrument {id}")))
 }
 
+/// The registry's instruments, then the ones sources list (Upbit's other KRW markets), which a
+/// user can search and add.
 pub async fn instruments(State(app): State<AppState>) -> Json<Value> {
-    Json(json!({ "instruments": app.registry.instruments() }))
+    let mut all: Vec<std::sync::Arc<Instrument>> = app.registry.instruments().to_vec();
+    all.extend(app.registry.listed());
+    Json(json!({ "instruments": all }))
 }
 
 pub async fn quotes(
@@ -101,7 +106,7 @@ pub async fn candles(
         }
     }
     let limit = params.limit(DEFAULT_CANDLES, MAX_CANDLES)?;
-    let tz = app.registry.timezone_of(inst);
+    let tz = app.registry.timezone_of(&inst);
     let rows = app
         .history
         .candles(&CandleQuery {
@@ -133,6 +138,7 @@ pub async fn news(
     let before = params.time("before")?;
     let limit = params.limit(DEFAULT_NEWS, MAX_NEWS)?;
     let items =
-        sise_projections::news::list(&app.pg, instrument.map(|i| &i.id), before, limit).await?;
+        sise_projections::news::list(&app.pg, instrument.as_ref().map(|i| &i.id), before, limit)
+            .await?;
     Ok(Json(json!({ "news": items })))
 }

@@ -228,6 +228,12 @@ fn check_ids(app: &AppState, ids: &[String], queue: &ClientQueue) -> Vec<Instrum
     for raw in ids {
         match InstrumentId::parse(raw) {
             Ok(id) if app.registry.get(&id).is_some() => good.push(id),
+            Ok(id) if app.registry.lookup(&id).is_some() => {
+                // Listed by a source but not in the registry: a user added it, so the sources
+                // start publishing it (recorded once per edge process).
+                app.watch_added(&id);
+                good.push(id);
+            }
             Ok(id) => unknown.push(id.to_string()),
             Err(_) => malformed.push(raw.chars().take(64).collect::<String>()),
         }

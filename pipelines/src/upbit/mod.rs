@@ -192,6 +192,62 @@ struct Runner {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// The Upbit markets users added (`crypto.upbit.*` ids of the watched bucket), as market codes.
+fn follow_user_markets(ctx: &SourceContext) -> watch::Receiver<BTreeSet<String>> {
+    let mut ids = crate::catalog::follow_watched(ctx.bus.clone(), ctx.cancel.clone());
+    let (tx, rx) = watch::channel(BTreeSet::new());
+    tokio::spawn(async move {
+        loop {
+            let codes: BTreeSet<String> = ids
+                .borrow_and_update()
+                .iter()
+                .filter_map(|id| market_of(id).map(str::to_owned))
+                .collect();
+            tx.send_if_modified(|old| {
+                let changed = *old != codes;
+                *old = codes;
+                changed
+            });
+            if ids.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A KRW market Upbit lists, as the instrument the edge lists and searches (`crypto.upbit.KRW-…`).
+/// Decimals are the finest Upbit KRW tick for low-priced coins; the UI shows KRW over 100
+/// without decimals anyway.
+pub fn listing(m: &self::parse::RestMarket) -> Option<crate::Instrument> {
+    let id = instrument_of(&m.market)?;
+    if !m.market.starts_with("KRW-") {
+        return None;
+    }
+    let code = m.market.trim_start_matches("KRW-");
+    let name_en = m
+        .english_name
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| code.to_owned());
+    let name_ko = m
+        .korean_name
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| name_en.clone());
+    Some(crate::Instrument {
+        class: id.class(),
+        venue: id.venue().to_owned(),
+        id,
+        name_ko,
+        name_en,
+        currency: "KRW".into(),
+        decimals: 4,
+        market: "crypto".into(),
+        sim: None,
+    })
+}
+
 async fn run(s: UpbitSettings, ctx: SourceContext) -> Result<(), PipelineError> {
     let rest = Rest::new(&s.rest_url).map_err(|message| PipelineError::Config {
         source_name: "upbit".into(),
@@ -209,6 +265,9 @@ async fn run(s: UpbitSettings, ctx: SourceContext) -> Result<(), PipelineError> 
         ctx,
         s,
     };
+    if r.s.markets.is_none() {
+        r.s.markets = Some(follow_user_markets(&r.ctx));
+    }
     let cancel = r.ctx.cancel.clone();
     // REST calls are bounded by timeouts; a stop does not wait for them.
     tokio::select! {
@@ -286,8 +345,8 @@ impl Runner {
         match self.rest.markets().await {
             Ok(list) => {
                 let listed: BTreeSet<String> = list
-                    .into_iter()
-                    .map(|m| m.market)
+                    .iter()
+                    .map(|m| m.market.clone())
                     .filter(|m| is_market_code(m))
                     .collect();
                 tracing::info!(
@@ -296,6 +355,20 @@ impl Runner {
                     "Upbit market list"
                 );
                 self.listed = Some(listed);
+                let items: Vec<_> = list
+                    .iter()
+                    .filter_map(listing)
+                    .map(|i| (i.id.clone(), crate::catalog::listing_json(&i)))
+                    .collect();
+                match self.ctx.bus.put_listed_all(&items).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(source = "upbit", written = n, "listed instruments updated")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(source = "upbit", error = %e, "could not write the listed instruments")
+                    }
+                }
             }
             Err(e) => self.rest_failed("market list", &e).await,
         }
@@ -409,7 +482,10 @@ impl Runner {
                     }
                 }
             }
-            let tick = o.to_tick(id, self.name.clone(), ingest);
+            let mut tick = o.to_tick(id, self.name.clone(), ingest);
+            // Trades (and candle minutes) fetched from REST after the fact are backfill; the
+            // same trade seen live has the same `msg_id`, so the stream keeps one of them.
+            tick.backfill = !live && matches!(o.kind, Kind::Trade);
             if let Err(e) = tick.validate() {
                 self.ctx
                     .metrics

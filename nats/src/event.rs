@@ -73,8 +73,8 @@ impl Tick {
         let finite = |x: f64| x.is_finite();
         let opt = |x: Option<f64>| x.is_none_or(finite);
         // A premium (`derived.kimchi.*`, in percent) is the one price that may be negative.
-        let signed = self.instrument.class() == crate::Class::Derived
-            && self.instrument.venue() == "kimchi";
+        let signed =
+            self.instrument.class() == crate::Class::Derived && self.instrument.venue() == "kimchi";
         if !finite(self.price) || (self.price < 0.0 && !signed) {
             return Err(BusError::Decode(format!(
                 "tick price {} is not a price",

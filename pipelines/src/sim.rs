@@ -235,7 +235,12 @@ impl Anchor {
     }
 
     /// After a round: re-price the anchored USD ticks of `batch` from the other walks.
-    pub fn apply(anchors: &mut [Anchor], walks: &mut [Walk], batch: &mut [Tick], rng: &mut ChaCha8Rng) {
+    pub fn apply(
+        anchors: &mut [Anchor],
+        walks: &mut [Walk],
+        batch: &mut [Tick],
+        rng: &mut ChaCha8Rng,
+    ) {
         for a in anchors {
             let usd_id = walks[a.usd].inst.id.clone();
             let Some(tick) = batch.iter_mut().find(|t| t.instrument == usd_id) else {

@@ -288,13 +288,12 @@ pub fn build_sources(
                     message: "this connector is not in this build yet; use SISE_SOURCES=sim".into(),
                 })
             }
-            other => {
-                return Err(PipelineError::Config {
-                    source_name: other.to_string(),
-                    message: "unknown source (known: sim, upbit, kis, kiwoom, gold, exim, news, coinbase)"
+            other => return Err(PipelineError::Config {
+                source_name: other.to_string(),
+                message:
+                    "unknown source (known: sim, upbit, kis, kiwoom, gold, exim, news, coinbase)"
                         .into(),
-                })
-            }
+            }),
         }
     }
     Ok(out)

@@ -144,6 +144,8 @@ struct St {
 
 struct Inner {
     opts: FakeOptions,
+    /// Refuse WebSocket connections (the TCP connection is dropped at once).
+    refuse_ws: std::sync::atomic::AtomicBool,
     st: Mutex<St>,
 }
 
@@ -274,6 +276,7 @@ impl FakeKis {
         let rest_url = format!("http://{}", rest.local_addr()?);
         let ws_url = format!("ws://{}/tryitout", ws.local_addr()?);
         let inner = Arc::new(Inner {
+            refuse_ws: std::sync::atomic::AtomicBool::new(false),
             opts,
             st: Mutex::new(seed()),
         });
@@ -289,6 +292,10 @@ impl FakeKis {
         let ws_task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((s, _)) = ws.accept().await {
+                if i.refuse_ws.load(std::sync::atomic::Ordering::Relaxed) {
+                    drop(s);
+                    continue;
+                }
                 conns.spawn(serve_ws(i.clone(), s));
                 while conns.try_join_next().is_some() {}
             }
@@ -468,6 +475,13 @@ impl FakeKis {
         for sess in &self.inner.lock().sessions {
             let _ = sess.tx.send(Out::Text(text.to_owned()));
         }
+    }
+
+    /// Refuse (`true`) or accept again (`false`) WebSocket connections.
+    pub fn refuse_ws(&self, refuse: bool) {
+        self.inner
+            .refuse_ws
+            .store(refuse, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Drop every session's TCP connection without a close frame.

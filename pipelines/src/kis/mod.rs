@@ -524,7 +524,7 @@ impl Shared {
                 parts.push(format!("live: {live} KRX stocks over WebSocket"));
                 if refused > 0 {
                     parts.push(format!(
-                        "{refused} over the WebSocket limit of {} subscriptions polled over REST instead",
+                        "{refused} KRX stocks the WebSocket did not take (limit {} subscriptions) polled over REST instead",
                         self.s.ws_max_subscriptions
                     ));
                 }
@@ -591,18 +591,25 @@ impl Shared {
         self.ctx.publish_ticks(self.label(), &ticks).await;
     }
 
-    /// The time a REST snapshot is stamped with: now while the market's regular session runs,
-    /// else its last close (so polls of a closed market repeat one tick).
-    fn stamp(&self, market: &str, now: i64) -> i64 {
+    /// The time a REST snapshot is stamped with, and whether the market is in session: now
+    /// (to the second, like the exchange's own trade times, so a trade of the same second with
+    /// a larger accumulated volume sorts after it) while the regular session runs, else its
+    /// last close (so polls of a closed market repeat one tick).
+    fn stamp(&self, market: &str, now: i64) -> (i64, bool) {
         let cal = Calendar::embedded();
         let at = utc(now);
+        let second = now - now.rem_euclid(1000);
         if cal.phase(market, at) == crate::calendar::Phase::Open {
-            return now;
+            return (second, true);
         }
-        cal.last_close(market, at)
+        match cal
+            .last_close(market, at)
             .map(|t| t.timestamp_millis())
             .filter(|t| *t <= now)
-            .unwrap_or(now)
+        {
+            Some(t) => (t, false),
+            None => (second, true),
+        }
     }
 
     fn excd_of(&self, symbol: &str, known: &Option<String>) -> Option<String> {
@@ -670,18 +677,18 @@ impl Shared {
             },
         };
         let now = now_ms();
-        let ts = self.stamp(inst.target.market(), now);
+        let (ts, in_session) = self.stamp(inst.target.market(), now);
         let unchanged = lock(&self.last_pub)
             .get(&inst.id)
             .is_some_and(|(p, v)| *p == obs.price && *v == obs.day_volume);
-        if unchanged && ts == now {
+        if unchanged && in_session {
             return Ok(None);
         }
         Ok(Some(Obs { ts, ..obs }))
     }
 
     /// Poll `insts` once over REST; publish what changed. True when at least one answered.
-    async fn poll(&self, insts: &[&Inst]) -> bool {
+    pub(crate) async fn poll(&self, insts: &[&Inst]) -> bool {
         if insts.is_empty() {
             return true;
         }
@@ -740,6 +747,11 @@ impl Shared {
 
     async fn main(self: Arc<Self>) -> Result<(), String> {
         let since = self.log_since().await;
+        // Realtime KRX trades.
+        if self.s.ws_enabled && !self.by_code.is_empty() {
+            *lock(&self.ws_state) = WsState::Connecting;
+            tokio::spawn(ws::run(self.clone()));
+        }
         // The start snapshot of every instrument, whatever the market state.
         let all: Vec<&Inst> = self.insts.iter().collect();
         self.poll(&all).await;
@@ -747,11 +759,6 @@ impl Shared {
         let now = Utc::now();
         last_poll.insert("krx", now);
         last_poll.insert("us", now);
-        // Realtime KRX trades.
-        if self.s.ws_enabled && !self.by_code.is_empty() {
-            *lock(&self.ws_state) = WsState::Connecting;
-            tokio::spawn(ws::run(self.clone()));
-        }
         // History the log is missing.
         for inst in &self.insts {
             if self.ctx.cancel.is_cancelled() {

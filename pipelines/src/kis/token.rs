@@ -240,7 +240,9 @@ impl TokenStore {
         let what = kind.as_str();
         let mut local = self.local.lock().await;
         let started = Instant::now();
-        let max_wait = self.issue_spacing * 2 + Duration::from_secs(10);
+        // Another process issuing answers within a second or two; longer means its issue
+        // failed and the guard blocks until the spacing is over: fail fast, the caller retries.
+        let max_wait = self.issue_spacing.min(Duration::from_secs(5));
         loop {
             if let Some(c) = local.cached.get(&kind) {
                 if self.usable(c, true) {

@@ -282,6 +282,8 @@ async fn gap_backfill(sh: Arc<Shared>, code: String, last: i64) {
     else {
         return;
     };
+    // What the socket missed: the current price from REST at once, then the whole minutes.
+    sh.poll(&[&inst]).await;
     let now = now_ms();
     let lower = last - last.rem_euclid(60_000) + 60_000;
     let upper = now - now.rem_euclid(60_000);

@@ -22,21 +22,24 @@ const IDS: [&str; 3] = [
 /// One candle row: (o, h, l, c, v, n, o_ts, o_seq, c_ts, c_seq).
 type Row = (f64, f64, f64, f64, f64, i32, i64, i64, i64, i64);
 
+#[derive(sqlx::FromRow)]
+struct CandleRow {
+    instrument: String,
+    t: i64,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: f64,
+    n: i32,
+    o_ts: i64,
+    o_seq: i64,
+    c_ts: i64,
+    c_seq: i64,
+}
+
 async fn candles(pool: &sqlx::PgPool) -> BTreeMap<(String, i64), Row> {
-    let rows: Vec<(
-        String,
-        i64,
-        f64,
-        f64,
-        f64,
-        f64,
-        f64,
-        i32,
-        i64,
-        i64,
-        i64,
-        i64,
-    )> = sqlx::query_as(
+    let rows: Vec<CandleRow> = sqlx::query_as(
         "SELECT instrument, t, o, h, l, c, v, n, o_ts, o_seq, c_ts, c_seq FROM candles_1m",
     )
     .fetch_all(pool)
@@ -45,8 +48,10 @@ async fn candles(pool: &sqlx::PgPool) -> BTreeMap<(String, i64), Row> {
     rows.into_iter()
         .map(|r| {
             (
-                (r.0, r.1),
-                (r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11),
+                (r.instrument, r.t),
+                (
+                    r.o, r.h, r.l, r.c, r.v, r.n, r.o_ts, r.o_seq, r.c_ts, r.c_seq,
+                ),
             )
         })
         .collect()

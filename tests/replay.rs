@@ -276,6 +276,36 @@ async fn ws_replay_is_paced_marked_and_live_keeps_flowing() {
         .sum();
     assert_eq!(n, 101);
     assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A new replay op ends the running one: its replay_end says cancelled, then the new one runs.
+    ws_send(
+        &mut ws,
+        json!({"op": "replay", "ids": [A], "from": t0, "to": t0 + 20_001, "speed": 1}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws_send(
+        &mut ws,
+        json!({"op": "replay", "ids": [A], "from": t0, "to": t0 + 1_000, "speed": 0}),
+    )
+    .await;
+    let (_, end) = collect_replay(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(end["cancelled"], true, "{end}");
+    let sent = end["count"].as_u64().unwrap();
+    assert!((1..101).contains(&sent), "{end}");
+    let (frames, end) = collect_replay(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(end["count"].as_u64(), Some(5), "{end}");
+    assert!(end.get("cancelled").is_none());
+    let n: usize = frames
+        .iter()
+        .map(|(_, f)| {
+            frame_quotes(f)
+                .iter()
+                .filter(|q| q["replay"] == true)
+                .count()
+        })
+        .sum();
+    assert_eq!(n, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -247,10 +247,12 @@ pub fn start_ws(
     let cancel = CancellationToken::new();
     let (app, queue, c) = (app.clone(), queue.clone(), cancel.clone());
     let handle = tokio::spawn(async move {
-        let (count, outcome) = tokio::select! {
-            r = run_ws(&app, &queue, &ids, from, to, speed) => r,
-            _ = c.cancelled() => (0, Outcome::Cancelled),
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let outcome = tokio::select! {
+            r = run_ws(&app, &queue, &ids, from, to, speed, &sent) => r,
+            _ = c.cancelled() => Outcome::Cancelled,
         };
+        let count = sent.load(std::sync::atomic::Ordering::Relaxed);
         let mut end = serde_json::json!({"type": "replay_end", "ids": ids, "count": count});
         match outcome {
             Outcome::Done => {}
@@ -307,7 +309,8 @@ async fn run_ws(
     from: i64,
     to: i64,
     speed: f64,
-) -> (u64, Outcome) {
+    sent: &std::sync::atomic::AtomicU64,
+) -> Outcome {
     let spec = ReplaySpec {
         ids: ids.to_vec(),
         from,
@@ -318,13 +321,12 @@ async fn run_ws(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "replay could not start");
-            return (0, Outcome::Failed);
+            return Outcome::Failed;
         }
     };
     let mut chunks = ticks.ready_chunks(CHUNK_EVENTS);
     let started = tokio::time::Instant::now();
     let mut first_ts: Option<i64> = None;
-    let mut count = 0u64;
     let mut pending: Vec<String> = Vec::with_capacity(CHUNK_EVENTS);
     while let Some(chunk) = chunks.next().await {
         for item in chunk {
@@ -332,12 +334,14 @@ async fn run_ws(
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "replay interrupted");
-                    if !pending.is_empty() {
-                        queue
+                    if !pending.is_empty()
+                        && queue
                             .push_frame_paced(replay_frame(&pending), WS_HIGH_WATER)
-                            .await;
+                            .await
+                    {
+                        sent.fetch_add(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     }
-                    return (count, Outcome::Failed);
+                    return Outcome::Failed;
                 }
             };
             if speed > 0.0 {
@@ -345,35 +349,42 @@ async fn run_ws(
                 let offset_ms = (r.tick.ts - first).max(0) as f64 / speed;
                 let due = started + Duration::from_secs_f64(offset_ms / 1000.0);
                 if due > tokio::time::Instant::now() {
-                    if !pending.is_empty() {
-                        let frame = replay_frame(&pending);
-                        pending.clear();
-                        if !queue.push_frame_paced(frame, WS_HIGH_WATER).await {
-                            return (count, Outcome::Gone);
-                        }
+                    if !flush(queue, &mut pending, sent).await {
+                        return Outcome::Gone;
                     }
                     tokio::time::sleep_until(due).await;
                 }
             }
             pending.push(render(app, &r));
-            count += 1;
-            if pending.len() >= CHUNK_EVENTS {
-                let frame = replay_frame(&pending);
-                pending.clear();
-                if !queue.push_frame_paced(frame, WS_HIGH_WATER).await {
-                    return (count, Outcome::Gone);
-                }
+            if pending.len() >= CHUNK_EVENTS && !flush(queue, &mut pending, sent).await {
+                return Outcome::Gone;
             }
         }
-        if !pending.is_empty() {
-            let frame = replay_frame(&pending);
-            pending.clear();
-            if !queue.push_frame_paced(frame, WS_HIGH_WATER).await {
-                return (count, Outcome::Gone);
-            }
+        if !flush(queue, &mut pending, sent).await {
+            return Outcome::Gone;
         }
     }
-    (count, Outcome::Done)
+    Outcome::Done
+}
+
+/// Send the pending quotes as one frame (waiting for room); false when the client is gone.
+async fn flush(
+    queue: &ClientQueue,
+    pending: &mut Vec<String>,
+    sent: &std::sync::atomic::AtomicU64,
+) -> bool {
+    if pending.is_empty() {
+        return true;
+    }
+    let n = pending.len() as u64;
+    let frame = replay_frame(pending);
+    pending.clear();
+    if queue.push_frame_paced(frame, WS_HIGH_WATER).await {
+        sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        true
+    } else {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -513,3 +513,63 @@ async fn a_market_the_user_adds_goes_live_without_a_restart() {
     assert_eq!(q["source"], "upbit");
     assert_eq!(q["market"], "open");
 }
+
+/// A market seen for the first time gets its past Upbit days from `/candles/days` (the days
+/// before the backfilled minutes), so its daily chart has history: each day's OHLCV exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_sight_backfills_day_candles() {
+    let (_fake, app) = start().await;
+    // The fixture's three KRW-BTC days, 2026-03-10..12 (each from 00:00 UTC = 09:00 KST).
+    let want = [
+        (
+            1_773_100_800_000i64,
+            129_800_000.0,
+            130_100_000.0,
+            126_900_000.0,
+            127_600_000.0,
+            3140.88810231,
+        ),
+        (
+            1_773_187_200_000,
+            127_600_000.0,
+            129_400_000.0,
+            127_100_000.0,
+            128_900_000.0,
+            2731.50018822,
+        ),
+        (
+            1_773_273_600_000,
+            128_900_000.0,
+            131_000_000.0,
+            128_500_000.0,
+            130_250_000.0,
+            1850.21457731,
+        ),
+    ];
+    let rows = wait_for("three backfilled days", T, || async {
+        let (s, body) = app
+            .get(&format!(
+                "/api/v1/candles/{BTC}?interval=1d&from=1773014400000&to=1773360000000"
+            ))
+            .await;
+        let rows = body["candles"].as_array()?.clone();
+        (s == 200 && rows.len() == 3).then_some(rows)
+    })
+    .await;
+    // The fake's tape is on 2026-03-12, so that day already has backfilled minutes: its day
+    // candle is left out (no volume twice) and only the two earlier days come from it.
+    for (row, (t, o, h, l, c, v)) in rows.iter().zip(&want[..2]) {
+        assert_eq!(row["t"].as_i64(), Some(*t), "{row}");
+        assert!(close(row["o"].as_f64().unwrap(), *o), "{row}");
+        assert!(close(row["h"].as_f64().unwrap(), *h), "{row}");
+        assert!(close(row["l"].as_f64().unwrap(), *l), "{row}");
+        assert!(close(row["c"].as_f64().unwrap(), *c), "{row}");
+        assert!((row["v"].as_f64().unwrap() - v).abs() < 1e-6, "{row}");
+    }
+    let today = &rows[2];
+    assert_eq!(today["t"].as_i64(), Some(want[2].0));
+    assert!(
+        today["v"].as_f64().unwrap() < want[2].5,
+        "the day with minutes is not also counted from its day candle: {today}"
+    );
+}

@@ -86,7 +86,7 @@ impl Bus {
         let store = self.bucket(Bucket::Listed).await?;
         let mut written = 0;
         for (id, json) in items {
-            let same = matches!(store.get(id.as_str()).await, Ok(Some(old)) if &old == json);
+            let same = matches!(store.get(id.as_str()).await, Ok(Some(old)) if old == *json);
             if !same {
                 store
                     .put(id.as_str(), json.clone())

@@ -598,7 +598,12 @@ impl Runner {
                     let end = oldest - oldest.rem_euclid(60_000);
                     let start = since.map(|s| s.ts - s.ts.rem_euclid(60_000) + 60_000);
                     let candle_pages = if since.is_some() { pages } else { 1 };
-                    self.backfill_candles(&m, start, end, candle_pages).await;
+                    let reached = self.backfill_candles(&m, start, end, candle_pages).await;
+                    if since.is_none() {
+                        // First seen: the days before the minutes reached, from day candles,
+                        // so daily and weekly charts have the market's history.
+                        self.backfill_days(&m, reached.unwrap_or(end)).await;
+                    }
                 }
             }
             if !got.is_empty() {
@@ -630,9 +635,16 @@ impl Runner {
     /// Publish the 1-minute candles of `[start, end)` (start open when `None`) as ticks that
     /// rebuild the same OHLCV in `history`. Only minutes the log has nothing of are asked for,
     /// so no volume is counted twice.
-    async fn backfill_candles(&mut self, m: &str, start: Option<i64>, end: i64, pages: u32) {
+    /// Returns the start of the oldest minute published (None when none was).
+    async fn backfill_candles(
+        &mut self,
+        m: &str,
+        start: Option<i64>,
+        end: i64,
+        pages: u32,
+    ) -> Option<i64> {
         if start.is_some_and(|s| s >= end) {
-            return;
+            return None;
         }
         let mut to = end;
         let mut obs: Vec<Observation> = Vec::new();
@@ -644,7 +656,7 @@ impl Runner {
                 Err(e @ RestError::RateLimited { .. }) if !retried => {
                     retried = true;
                     if !self.back_off(&e).await {
-                        return;
+                        return None;
                     }
                     continue;
                 }
@@ -692,11 +704,58 @@ impl Runner {
                 break;
             }
         }
-        if !obs.is_empty() {
-            tracing::info!(source = "upbit", market = %m, ticks = obs.len(), "backfilled 1-minute candles from REST");
-            obs.reverse();
-            self.publish(obs, false).await;
+        if obs.is_empty() {
+            return None;
         }
+        tracing::info!(source = "upbit", market = %m, ticks = obs.len(), "backfilled 1-minute candles from REST");
+        obs.reverse();
+        let oldest = obs.first().map(|o| o.ts - o.ts.rem_euclid(60_000));
+        self.publish(obs, false).await;
+        oldest
+    }
+
+    /// Publish the Upbit days that ended by `before` (the oldest minute already backfilled)
+    /// from `/candles/days`, as four ticks each ([`parse::RestCandle::to_day_observations`]).
+    /// Days overlapping the minutes are left out, so no volume is counted twice.
+    async fn backfill_days(&mut self, m: &str, before: i64) {
+        let candles = match self.rest.day_candles(m, 200).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.rest_failed("day candle backfill", &e).await;
+                return;
+            }
+        };
+        let mut obs = Vec::new();
+        for c in candles.iter().filter(|c| c.market == m) {
+            let Some(t0) = c.start() else {
+                self.ctx
+                    .metrics
+                    .parse_errors
+                    .with_label_values(&[self.label()])
+                    .inc();
+                continue;
+            };
+            if t0 + 86_400_000 > before {
+                continue;
+            }
+            match c.to_day_observations() {
+                Ok(o) => obs.extend(o),
+                Err(e) => {
+                    self.ctx
+                        .metrics
+                        .parse_errors
+                        .with_label_values(&[self.label()])
+                        .inc();
+                    tracing::warn!(source = "upbit", market = %m, error = %e, "bad REST day candle skipped");
+                }
+            }
+        }
+        if obs.is_empty() {
+            return;
+        }
+        obs.sort_by_key(|o| (o.ts, o.seq));
+        tracing::info!(source = "upbit", market = %m, days = obs.len() / 4, "backfilled day candles from REST");
+        self.publish(obs, false).await;
     }
 
     fn tls(&mut self) -> Result<Option<Arc<rustls::ClientConfig>>, String> {

@@ -464,6 +464,20 @@ impl RestCandle {
     /// (`sequential_id`, ~10^16) and ticker frame times (~10^12), and the same for the same
     /// candle, so a re-sent backfill is a duplicate.
     pub fn to_observations(&self) -> Result<Vec<Observation>, ParseError> {
+        self.observations(0)
+    }
+
+    /// A day candle as the same four ticks, in the day's first minute, with `seq` = start × 10
+    /// + 5 + k, so they never collide with the 1-minute candle of that minute. The history's
+    /// daily and weekly candles (and the day's first minute) then carry the Upbit day's OHLCV.
+    pub fn to_day_observations(&self) -> Result<Vec<Observation>, ParseError> {
+        let mut o = self.observations(5)?;
+        let t0 = o[0].ts;
+        o[3].ts = t0 + 3;
+        Ok(o)
+    }
+
+    fn observations(&self, seq_offset: u64) -> Result<Vec<Observation>, ParseError> {
         let t0 = self
             .start()
             .ok_or(ParseError::Bad("candle", "candle_date_time_utc"))?;
@@ -494,7 +508,7 @@ impl RestCandle {
                 volume: if k == 3 { v } else { 0.0 },
                 day_volume: None,
                 ts: at[k],
-                seq: base + k as u64,
+                seq: base + seq_offset + k as u64,
                 snapshot: false,
             })
             .collect())

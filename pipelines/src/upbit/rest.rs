@@ -243,6 +243,24 @@ impl Rest {
         )
         .await
     }
+
+    /// `GET /candles/days`: the market's last `count` Upbit days (each from 09:00 KST), newest
+    /// first, the current day included.
+    pub async fn day_candles(
+        &self,
+        market: &str,
+        count: u32,
+    ) -> Result<Vec<RestCandle>, RestError> {
+        self.get(
+            "/candles/days",
+            "candles",
+            &[
+                ("market", market.to_owned()),
+                ("count", count.clamp(1, 200).to_string()),
+            ],
+        )
+        .await
+    }
 }
 
 fn error_body(body: &[u8]) -> Option<ErrorBody> {

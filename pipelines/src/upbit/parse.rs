@@ -467,8 +467,8 @@ impl RestCandle {
         self.observations(0)
     }
 
-    /// A day candle as the same four ticks, in the day's first minute, with `seq` = start × 10
-    /// + 5 + k, so they never collide with the 1-minute candle of that minute. The history's
+    /// A day candle as the same four ticks, in the day's first minute, with `seq` =
+    /// start × 10 + 5 + k, so they never collide with the 1-minute candle of that minute. The history's
     /// daily and weekly candles (and the day's first minute) then carry the Upbit day's OHLCV.
     pub fn to_day_observations(&self) -> Result<Vec<Observation>, ParseError> {
         let mut o = self.observations(5)?;

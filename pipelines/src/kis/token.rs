@@ -220,10 +220,10 @@ impl TokenStore {
                 }
             }
         }
-        !local
+        local
             .last_issue
             .get(&kind)
-            .is_some_and(|t| t.elapsed() < self.issue_spacing)
+            .is_none_or(|t| t.elapsed() >= self.issue_spacing)
     }
 
     fn usable(&self, c: &Cached, with_margin: bool) -> bool {

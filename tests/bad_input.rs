@@ -308,10 +308,10 @@ async fn websocket_ops() {
     assert_eq!(err(ws_next(&mut ws, t).await), "too_many_ids");
     ws_send(
         &mut ws,
-        json!({"op": "replay", "ids": ["crypto.upbit.KRW-BTC"], "from": 0, "to": 1, "speed": 1}),
+        json!({"op": "replay", "ids": ["crypto.upbit.KRW-BTC"], "from": 2, "to": 1, "speed": 1}),
     )
     .await;
-    assert_eq!(err(ws_next(&mut ws, t).await), "not_supported");
+    assert_eq!(err(ws_next(&mut ws, t).await), "bad_range");
 
     // Mixed ids: errors for the bad ones, a snapshot for the good one.
     ws_send(

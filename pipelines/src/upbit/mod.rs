@@ -192,6 +192,29 @@ struct Runner {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// Run `work` (a REST backfill, which can take seconds under Upbit's rate limits) while the
+/// socket keeps sending its pings, so Upbit does not close it as idle meanwhile. Frames that
+/// arrive wait in the socket and are read right after.
+async fn keep_alive<F: std::future::Future>(
+    ws: &mut Ws,
+    ping_every: Duration,
+    work: F,
+) -> Result<F::Output, String> {
+    let mut work = std::pin::pin!(work);
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            _ = ping.tick() => {
+                if let Err(e) = ws.send(Message::Ping(bytes::Bytes::new())).await {
+                    return Err(format!("ping: {e}"));
+                }
+            }
+        }
+    }
+}
+
 /// The Upbit markets users added (`crypto.upbit.*` ids of the watched bucket), as market codes.
 fn follow_user_markets(ctx: &SourceContext) -> watch::Receiver<BTreeSet<String>> {
     let mut ids = crate::catalog::follow_watched(ctx.bus.clone(), ctx.cancel.clone());
@@ -882,14 +905,15 @@ impl Runner {
         // Whatever the log is missing since the last trade seen (or since the last run).
         let markets: Vec<String> = self.markets.keys().cloned().collect();
         let cancel = self.ctx.cancel.clone();
+        let ping_every = self.s.ping_interval.max(Duration::from_millis(100));
+        let backfill = self.backfill(markets);
         tokio::select! {
             _ = cancel.cancelled() => return End::Cancelled,
-            _ = self.backfill(markets) => {}
+            r = keep_alive(ws, ping_every, backfill) => if let Err(e) = r { return End::Lost(e) },
         }
         let detail = format!("live: {} markets over WebSocket", self.markets.len());
         self.set_status(SourceState::Up, &detail).await;
 
-        let ping_every = self.s.ping_interval.max(Duration::from_millis(100));
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
@@ -933,7 +957,10 @@ impl Runner {
                     if let Err(e) = self.subscribe(ws, &mut last_sent).await {
                         return End::Lost(e);
                     }
-                    self.backfill(added).await;
+                    let backfill = self.backfill(added);
+                    if let Err(e) = keep_alive(ws, ping_every, backfill).await {
+                        return End::Lost(e);
+                    }
                     let detail = format!("live: {} markets over WebSocket", self.markets.len());
                     self.set_status(SourceState::Up, &detail).await;
                 }

@@ -172,3 +172,58 @@ async fn the_key_never_appears_in_errors() {
     assert!(!text.contains("authkey"), "{text}");
     assert!(!text.contains("127.0.0.1"), "{text}");
 }
+
+/// Every currency of the day, not only USD/KRW: the others are listed (named by the bank, so a
+/// user finds 유로 or 엔) and quoted per one unit (JPY(100) and IDR(100) scaled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_currency_of_the_day_is_listed_and_quoted() {
+    let fake = FakeExim::start(KEY, 1000).await;
+    fake.ok_on(&ymd(day(0)));
+    fake.ok_on(&ymd(day(1)));
+    let app = start(&fake.url, KEY).await;
+    let eur = wait_for("EUR/KRW listed", T, || async {
+        let (_, body) = app.get("/api/v1/instruments").await;
+        body["instruments"]
+            .as_array()?
+            .iter()
+            .find(|i| i["id"] == "fx.spot.EURKRW")
+            .cloned()
+    })
+    .await;
+    assert_eq!(eur["name_ko"], "유로 (EUR)");
+    assert_eq!(eur["name_en"], "EUR/KRW");
+    assert_eq!(eur["market"], "fx");
+    let (_, body) = app.get("/api/v1/instruments").await;
+    let ids: Vec<&str> = body["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&"fx.spot.KRWKRW"),
+        "the KRW row is not a rate"
+    );
+    assert_eq!(
+        ids.iter().filter(|i| **i == USDKRW).count(),
+        1,
+        "USD/KRW stays the registry's"
+    );
+    let quotes = wait_for("EUR, JPY and IDR quotes", T, || async {
+        let (s, body) = app
+            .get("/api/v1/quotes?ids=fx.spot.EURKRW,fx.spot.JPYKRW,fx.spot.IDRKRW")
+            .await;
+        let q = body["quotes"].as_array()?.clone();
+        (s == 200 && q.len() == 3).then_some(q)
+    })
+    .await;
+    let price = |id: &str| {
+        quotes
+            .iter()
+            .find(|q| q["id"] == id)
+            .and_then(|q| q["price"].as_f64())
+    };
+    assert_eq!(price("fx.spot.EURKRW"), Some(1581.61));
+    assert!((price("fx.spot.JPYKRW").unwrap() - 9.884).abs() < 1e-9);
+    assert!((price("fx.spot.IDRKRW").unwrap() - 0.0877).abs() < 1e-9);
+}

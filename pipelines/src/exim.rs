@@ -361,8 +361,42 @@ impl Day {
     }
 }
 
-/// The `fx.spot.<CUR>KRW` ticks of a day that the registry lists.
-fn ticks_of(day: &Day, prev: Option<&Day>, ctx: &SourceContext) -> Vec<Tick> {
+/// The currencies of a day the registry does not hold, as instruments the edge lists (so a user
+/// can find 유로 or 엔화 and add it): `fx.spot.<CUR>KRW`, named by the bank, per one unit.
+fn listings_of(day: &Day, ctx: &SourceContext) -> Vec<(InstrumentId, bytes::Bytes)> {
+    day.rates
+        .iter()
+        .filter_map(|r| {
+            let id = InstrumentId::parse(&format!("fx.spot.{}KRW", r.currency)).ok()?;
+            if ctx.registry.get(&id).is_some() {
+                return None;
+            }
+            let name_en = format!("{}/KRW", r.currency);
+            let name_ko = r
+                .name_ko
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| format!("{n} ({})", r.currency))
+                .unwrap_or_else(|| name_en.clone());
+            let inst = crate::Instrument {
+                class: id.class(),
+                venue: id.venue().to_owned(),
+                id,
+                name_ko,
+                name_en,
+                currency: "KRW".into(),
+                decimals: 2,
+                market: "fx".into(),
+                sim: None,
+            };
+            Some((inst.id.clone(), crate::catalog::listing_json(&inst)))
+        })
+        .collect()
+}
+
+/// The `fx.spot.<CUR>KRW` ticks of a day: every currency the bank quotes (the registry's
+/// USD/KRW and the others, which the edge lists through [`listings_of`]).
+fn ticks_of(day: &Day, prev: Option<&Day>) -> Vec<Tick> {
     // Never in the future (rates out before 11:00 KST are as of their fetch).
     let ts = as_of_ms(day.date).min(now_ms());
     let ymd = u64::try_from(
@@ -374,9 +408,6 @@ fn ticks_of(day: &Day, prev: Option<&Day>, ctx: &SourceContext) -> Vec<Tick> {
         let Ok(id) = InstrumentId::parse(&format!("fx.spot.{}KRW", r.currency)) else {
             continue;
         };
-        if ctx.registry.get(&id).is_none() {
-            continue;
-        }
         let price = r.per_one();
         let pc = prev
             .and_then(|p| p.rate(&r.currency))
@@ -597,7 +628,10 @@ impl State {
         }
         if changed || self.last_status.is_none() {
             if let Some(h) = &self.held {
-                let ticks = ticks_of(h, self.prev.as_ref(), ctx);
+                if let Err(e) = ctx.bus.put_listed_all(&listings_of(h, ctx)).await {
+                    tracing::warn!(source = "exim", error = %e, "could not list the day's currencies");
+                }
+                let ticks = ticks_of(h, self.prev.as_ref());
                 ctx.publish_ticks("exim", &ticks).await;
             }
         }

@@ -27,6 +27,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::parse::{self, Ack, Frame};
 use super::token::Kind;
 use super::{lock, Shared, WsState};
+use crate::poll::Backoff;
 
 /// The realtime TR sise subscribes (KRX trades).
 pub const TR_TRADE: &str = "H0STCNT0";
@@ -40,37 +41,13 @@ enum End {
     Lost(String, Option<Duration>),
 }
 
-/// Capped exponential backoff with jitter (×0.75–1.25).
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(100));
-        Backoff {
-            min,
-            max: max.max(min),
-            next: min,
-        }
-    }
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-    fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let jitter: f64 = rand::random_range(0.75..1.25);
-        d.mul_f64(jitter)
-    }
-}
-
 /// Connect, subscribe, stream; reconnect on loss until cancelled.
 pub(crate) async fn run(sh: Arc<Shared>) {
     let cancel = sh.ctx.cancel.clone();
-    let mut backoff = Backoff::new(sh.s.backoff_min, sh.s.backoff_max);
+    let mut backoff = Backoff::new(
+        sh.s.backoff_min.max(Duration::from_millis(100)),
+        sh.s.backoff_max,
+    );
     let mut attempts = 0u64;
     loop {
         if cancel.is_cancelled() {

@@ -47,6 +47,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use self::parse::{instrument_of, is_market_code, market_of, Kind, Observation, Parsed};
 use self::rest::{Rest, RestError};
+use crate::poll::Backoff;
 use crate::source::{Source, SourceContext};
 use crate::PipelineError;
 
@@ -125,33 +126,6 @@ pub fn subscribe_message(ticket: &str, codes: &[&str]) -> String {
     format!(
         r#"[{{"ticket":{ticket}}},{{"type":"ticker","codes":{codes}}},{{"type":"trade","codes":{codes},"is_only_realtime":true}},{{"format":"DEFAULT"}}]"#
     )
-}
-
-/// Capped exponential backoff with jitter (±25 %).
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(200));
-        Backoff {
-            min,
-            max: max.max(min),
-            next: min,
-        }
-    }
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-    fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let jitter: f64 = rand::random_range(0.75..1.25);
-        d.mul_f64(jitter).max(Duration::from_millis(200))
-    }
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -841,7 +815,11 @@ impl Runner {
     /// Connect, subscribe, backfill, stream; reconnect on loss until cancelled.
     async fn live(&mut self) {
         let cancel = self.ctx.cancel.clone();
-        let mut backoff = Backoff::new(self.s.backoff_min, self.s.backoff_max);
+        // Floor 270 ms: even with jitter (×0.75) never faster than Upbit's 5 connections a second.
+        let mut backoff = Backoff::new(
+            self.s.backoff_min.max(Duration::from_millis(270)),
+            self.s.backoff_max,
+        );
         let mut failures = 0u32;
         let mut attempts = 0u64;
         loop {

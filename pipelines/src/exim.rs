@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use crate::calendar::Calendar;
 use crate::poll::{self, Backoff, Failure};
 use crate::schedule::{weekday_times, Schedule};
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, StatusBoard};
 use crate::PipelineError;
 
 /// The documented endpoint (new host `oapi`).
@@ -495,7 +495,7 @@ struct State {
     prev: Option<Day>,
     /// The held day a previous business day was last looked up for (once per held day).
     prev_tried: Option<NaiveDate>,
-    last_status: Option<(SourceState, String)>,
+    status: StatusBoard,
 }
 
 impl State {
@@ -626,7 +626,7 @@ impl State {
                 }
             }
         }
-        if changed || self.last_status.is_none() {
+        if changed || self.status.is_unset() {
             if let Some(h) = &self.held {
                 if let Err(e) = ctx.bus.put_listed_all(&listings_of(h, ctx)).await {
                     tracing::warn!(source = "exim", error = %e, "could not list the day's currencies");
@@ -639,12 +639,7 @@ impl State {
     }
 
     async fn set(&mut self, ctx: &SourceContext, state: SourceState, detail: String) {
-        if self.last_status.as_ref() == Some(&(state, detail.clone())) {
-            return;
-        }
-        tracing::info!(source = "exim", state = state.as_str(), detail = %detail, "source status");
-        ctx.status(&source_name(), state, detail.clone()).await;
-        self.last_status = Some((state, detail));
+        self.status.set(ctx, state, detail).await;
     }
 }
 
@@ -701,7 +696,7 @@ async fn run(s: EximSettings, ctx: SourceContext) -> Result<(), PipelineError> {
         held: None,
         prev: None,
         prev_tried: None,
-        last_status: None,
+        status: StatusBoard::new(source_name()),
     };
     let mut backoff = Backoff::new(st.s.retry_min, st.s.retry_max);
     let mut schedule = match Schedule::cron(&weekday_times(&st.s.slots_kst), kst()).await {

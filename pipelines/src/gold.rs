@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use crate::poll::{self, Backoff, Failure};
 use crate::schedule::Schedule;
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, StatusBoard};
 use crate::PipelineError;
 
 /// GoldAPI.io's base, as documented.
@@ -313,22 +313,6 @@ impl Client {
     }
 }
 
-/// Publishes status changes only.
-struct StatusBoard {
-    last: Option<(SourceState, String)>,
-}
-
-impl StatusBoard {
-    async fn set(&mut self, ctx: &SourceContext, state: SourceState, detail: String) {
-        if self.last.as_ref() == Some(&(state, detail.clone())) {
-            return;
-        }
-        tracing::info!(source = "gold", state = state.as_str(), detail = %detail, "source status");
-        ctx.status(&source_name(), state, detail.clone()).await;
-        self.last = Some((state, detail));
-    }
-}
-
 /// The `up` status text: both providers on their normal schedule.
 fn up_detail(s: &GoldSettings) -> String {
     format!(
@@ -358,7 +342,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
         message,
     })?;
     let client = Client { http, s: s.clone() };
-    let mut board = StatusBoard { last: None };
+    let mut board = StatusBoard::new(source_name());
     // The last GoldAPI previous close per metal (gold-api.com has none).
     let mut prev_close: HashMap<&'static str, f64> = HashMap::new();
     let mut next_goldapi = Instant::now();
@@ -409,7 +393,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
             let mut failure = None;
             for metal in METALS {
                 match poll::or_cancel(&ctx.cancel, client.goldapi(key, metal)).await {
-                    None => return stop(&ctx, &mut board, schedule).await,
+                    None => return board.stopped(&ctx, schedule).await,
                     Some(Ok(q)) => {
                         if let Some(pc) = q.prev_close {
                             prev_close.insert(metal, pc);
@@ -469,7 +453,7 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
             let mut failure = None;
             for metal in METALS {
                 match poll::or_cancel(&ctx.cancel, client.fallback(metal)).await {
-                    None => return stop(&ctx, &mut board, schedule).await,
+                    None => return board.stopped(&ctx, schedule).await,
                     Some(Ok(mut q)) => {
                         if let Some(pc) = prev_close.get(metal).copied() {
                             let change = ((q.price - pc) * 1000.0).round() / 1000.0;
@@ -530,21 +514,11 @@ async fn run(s: GoldSettings, ctx: SourceContext) -> Result<(), PipelineError> {
 
         // The next round: the fallback's interval job, or GoldAPI coming due.
         tokio::select! {
-            _ = ctx.cancel.cancelled() => return stop(&ctx, &mut board, schedule).await,
+            _ = ctx.cancel.cancelled() => return board.stopped(&ctx, schedule).await,
             _ = schedule.fired() => {}
             _ = tokio::time::sleep_until(next_goldapi), if s.key.is_some() => {}
         }
     }
-}
-
-async fn stop(
-    ctx: &SourceContext,
-    board: &mut StatusBoard,
-    schedule: Schedule,
-) -> Result<(), PipelineError> {
-    schedule.stop().await;
-    board.set(ctx, SourceState::Down, "stopped".into()).await;
-    Ok(())
 }
 
 #[cfg(test)]

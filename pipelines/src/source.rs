@@ -51,6 +51,56 @@ impl SourceContext {
     }
 }
 
+/// A source's status as last published: [`StatusBoard::set`] publishes a `SourceStatus` (and
+/// logs it) only when the state or the detail changes, so a source can say where it stands after
+/// every round without flooding the STATUS stream.
+pub struct StatusBoard {
+    name: SourceName,
+    last: Option<(SourceState, String)>,
+}
+
+impl StatusBoard {
+    pub fn new(name: SourceName) -> Self {
+        StatusBoard { name, last: None }
+    }
+
+    /// Whether nothing was published yet.
+    pub fn is_unset(&self) -> bool {
+        self.last.is_none()
+    }
+
+    /// Publish `state` and `detail` unless they are what was published last.
+    pub async fn set(&mut self, ctx: &SourceContext, state: SourceState, detail: impl AsRef<str>) {
+        let detail = detail.as_ref();
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(s, d)| *s == state && d == detail)
+        {
+            return;
+        }
+        tracing::info!(
+            source = self.name.as_str(),
+            state = state.as_str(),
+            detail,
+            "source status"
+        );
+        self.last = Some((state, detail.to_owned()));
+        ctx.status(&self.name, state, detail).await;
+    }
+
+    /// Stop a polling source: its schedule ends and its status says `down`, "stopped".
+    pub async fn stopped(
+        &mut self,
+        ctx: &SourceContext,
+        schedule: crate::schedule::Schedule,
+    ) -> Result<(), PipelineError> {
+        schedule.stop().await;
+        self.set(ctx, SourceState::Down, "stopped").await;
+        Ok(())
+    }
+}
+
 impl SourceContext {
     /// Publish ticks for `source` (the metric label): counts what the stream stored as new and
     /// the lag from exchange time to publication; a failure is counted and logged, never fatal

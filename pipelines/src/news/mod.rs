@@ -51,7 +51,7 @@ use tokio::time::Instant;
 
 use crate::poll::{self, Backoff, Failure};
 use crate::schedule::Schedule;
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, StatusBoard};
 use crate::PipelineError;
 
 use article::{Answer, Article, Skip};
@@ -338,22 +338,6 @@ impl Client {
     }
 }
 
-/// Publishes status changes only.
-struct StatusBoard {
-    last: Option<(SourceState, String)>,
-}
-
-impl StatusBoard {
-    async fn set(&mut self, ctx: &SourceContext, state: SourceState, detail: String) {
-        if self.last.as_ref() == Some(&(state, detail.clone())) {
-            return;
-        }
-        tracing::info!(source = "news", state = state.as_str(), detail = %detail, "source status");
-        ctx.status(&source_name(), state, detail.clone()).await;
-        self.last = Some((state, detail));
-    }
-}
-
 fn minutes(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 3600.0 {
@@ -386,13 +370,13 @@ fn count_failure(ctx: &SourceContext, f: &Failure) {
 }
 
 async fn run(s: NewsSettings, ctx: SourceContext) -> Result<(), PipelineError> {
-    let mut board = StatusBoard { last: None };
+    let mut board = StatusBoard::new(source_name());
     let Some(key) = s.key.clone() else {
         board
             .set(
                 &ctx,
                 SourceState::Down,
-                "no NEWSAPI_KEY set: NewsAPI is not asked".into(),
+                "no NEWSAPI_KEY set: NewsAPI is not asked",
             )
             .await;
         ctx.cancel.cancelled().await;
@@ -442,7 +426,7 @@ async fn run(s: NewsSettings, ctx: SourceContext) -> Result<(), PipelineError> {
             round = round.wrapping_add(1);
             today.1 += 1;
             let outcome = match poll::or_cancel(&ctx.cancel, client.everything(&key, q)).await {
-                None => return stop(&ctx, &mut board, schedule).await,
+                None => return board.stopped(&ctx, schedule).await,
                 Some(o) => o,
             };
             ctx.metrics.frames.with_label_values(&["news"]).inc();
@@ -559,20 +543,10 @@ async fn run(s: NewsSettings, ctx: SourceContext) -> Result<(), PipelineError> {
         }
 
         tokio::select! {
-            _ = ctx.cancel.cancelled() => return stop(&ctx, &mut board, schedule).await,
+            _ = ctx.cancel.cancelled() => return board.stopped(&ctx, schedule).await,
             _ = schedule.fired() => {}
         }
     }
-}
-
-async fn stop(
-    ctx: &SourceContext,
-    board: &mut StatusBoard,
-    schedule: Schedule,
-) -> Result<(), PipelineError> {
-    schedule.stop().await;
-    board.set(ctx, SourceState::Down, "stopped".into()).await;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use self::parse::{instrument_of, is_market_code, market_of, Kind, Observation, Parsed};
 use self::rest::{Rest, RestError};
 use crate::poll::Backoff;
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, StatusBoard};
 use crate::PipelineError;
 
 /// Upbit's REST base, as documented.
@@ -162,7 +162,7 @@ struct Runner {
     since: HashMap<String, Option<Since>>,
     /// The Upbit day's volume per market from the last ticker: (UTC day, volume).
     day_volume: HashMap<String, (i64, f64)>,
-    status: Option<(SourceState, String)>,
+    status: StatusBoard,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -257,7 +257,7 @@ async fn run(s: UpbitSettings, ctx: SourceContext) -> Result<(), PipelineError> 
         listed: None,
         since: HashMap::new(),
         day_volume: HashMap::new(),
-        status: None,
+        status: StatusBoard::new(source_name()),
         tls: None,
         ctx,
         s,
@@ -281,21 +281,16 @@ impl Runner {
     }
 
     async fn set_status(&mut self, state: SourceState, detail: &str) {
-        if self
-            .status
-            .as_ref()
-            .is_some_and(|(s, d)| *s == state && d == detail)
-        {
-            return;
-        }
-        tracing::info!(
-            source = "upbit",
-            state = state.as_str(),
-            detail,
-            "source status"
-        );
-        self.status = Some((state, detail.to_owned()));
-        self.ctx.status(&self.name, state, detail).await;
+        self.status.set(&self.ctx, state, detail).await;
+    }
+
+    /// Count a frame, answer or row that could not be used (skipped, logged by the caller).
+    fn count_parse_error(&self) {
+        self.ctx
+            .metrics
+            .parse_errors
+            .with_label_values(&[self.label()])
+            .inc();
     }
 
     fn count_error(&self, kind: &str) {
@@ -403,11 +398,7 @@ impl Runner {
                     match t.to_observation() {
                         Ok(o) => obs.push(o),
                         Err(e) => {
-                            self.ctx
-                                .metrics
-                                .parse_errors
-                                .with_label_values(&[self.label()])
-                                .inc();
+                            self.count_parse_error();
                             tracing::warn!(source = "upbit", market = %t.market, error = %e, "bad REST ticker skipped");
                         }
                     }
@@ -484,11 +475,7 @@ impl Runner {
             // same trade seen live has the same `msg_id`, so the stream keeps one of them.
             tick.backfill = !live && matches!(o.kind, Kind::Trade);
             if let Err(e) = tick.validate() {
-                self.ctx
-                    .metrics
-                    .parse_errors
-                    .with_label_values(&[self.label()])
-                    .inc();
+                self.count_parse_error();
                 tracing::warn!(source = "upbit", market = %o.market, error = %e, "implausible tick skipped");
                 continue;
             }
@@ -571,11 +558,7 @@ impl Runner {
                             got.push(o);
                         }
                         Err(e) => {
-                            self.ctx
-                                .metrics
-                                .parse_errors
-                                .with_label_values(&[self.label()])
-                                .inc();
+                            self.count_parse_error();
                             tracing::warn!(source = "upbit", market = %m, error = %e, "bad REST trade skipped");
                         }
                     }
@@ -667,11 +650,7 @@ impl Runner {
             let mut done = n < 200;
             for c in &candles {
                 let Some(t0) = c.start() else {
-                    self.ctx
-                        .metrics
-                        .parse_errors
-                        .with_label_values(&[self.label()])
-                        .inc();
+                    self.count_parse_error();
                     continue;
                 };
                 to = to.min(t0);
@@ -688,11 +667,7 @@ impl Runner {
                         obs.extend(o);
                     }
                     Err(e) => {
-                        self.ctx
-                            .metrics
-                            .parse_errors
-                            .with_label_values(&[self.label()])
-                            .inc();
+                        self.count_parse_error();
                         tracing::warn!(source = "upbit", market = %m, error = %e, "bad REST candle skipped");
                     }
                 }
@@ -725,11 +700,7 @@ impl Runner {
         let mut obs = Vec::new();
         for c in candles.iter().filter(|c| c.market == m) {
             let Some(t0) = c.start() else {
-                self.ctx
-                    .metrics
-                    .parse_errors
-                    .with_label_values(&[self.label()])
-                    .inc();
+                self.count_parse_error();
                 continue;
             };
             if t0 + 86_400_000 > before {
@@ -738,11 +709,7 @@ impl Runner {
             match c.to_day_observations() {
                 Ok(o) => obs.extend(o),
                 Err(e) => {
-                    self.ctx
-                        .metrics
-                        .parse_errors
-                        .with_label_values(&[self.label()])
-                        .inc();
+                    self.count_parse_error();
                     tracing::warn!(source = "upbit", market = %m, error = %e, "bad REST day candle skipped");
                 }
             }
@@ -982,11 +949,7 @@ impl Runner {
                     tracing::warn!(source = "upbit", error = %msg.chars().take(200).collect::<String>(), "error frame from Upbit");
                 }
                 Err(e) => {
-                    self.ctx
-                        .metrics
-                        .parse_errors
-                        .with_label_values(&[self.label()])
-                        .inc();
+                    self.count_parse_error();
                     tracing::warn!(source = "upbit", error = %e, bytes = payload.len(), "malformed frame skipped");
                 }
             }

@@ -284,9 +284,10 @@ pub mod fake {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
+
+    use crate::fake_http::{read_request, write_response};
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -412,50 +413,14 @@ pub mod fake {
 
     async fn serve(state: Arc<Mutex<State>>, mut s: TcpStream) {
         let mut buf = Vec::with_capacity(1024);
-        loop {
-            let end = loop {
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break p + 4;
-                }
-                if buf.len() > 16 * 1024 {
-                    return;
-                }
-                let mut chunk = [0u8; 1024];
-                match s.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            buf.drain(..end);
-            let path = head
-                .lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap_or("/")
-                .split('?')
-                .next()
-                .unwrap_or("/")
-                .to_owned();
-            let has_ua = head
-                .lines()
-                .any(|l| l.to_ascii_lowercase().starts_with("user-agent:"));
+        while let Some(req) = read_request(&mut s, &mut buf).await {
+            let path = req.path;
+            let has_ua = req.headers.contains_key("user-agent");
             let (status, body) = {
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                 answer(&mut st, &path, has_ua)
             };
-            let reason = match status {
-                200 => "OK",
-                400 => "Bad Request",
-                404 => "Not Found",
-                429 => "Too Many Requests",
-                _ => "Bad Gateway",
-            };
-            let head = format!(
-                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
-                body.len()
-            );
-            if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&body).await.is_err() {
+            if !write_response(&mut s, status, "application/json; charset=utf-8", "", &body).await {
                 return;
             }
         }

@@ -15,6 +15,8 @@ pub mod coinbase;
 pub mod derived;
 pub mod error;
 pub mod exim;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake_http;
 pub mod gold;
 pub mod kis;
 pub mod news;

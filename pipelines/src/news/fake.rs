@@ -18,10 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::fake_http::{read_request, write_response};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -150,40 +151,6 @@ impl FakeNewsApi {
     pub fn calls(&self) -> usize {
         self.lock().seen.len()
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Reply {
@@ -319,46 +286,15 @@ fn route(
 
 async fn serve(state: Arc<Mutex<State>>, mut s: TcpStream) {
     let mut buf = Vec::with_capacity(2048);
-    loop {
-        let end = loop {
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            if buf.len() > 32 * 1024 {
-                return;
-            }
-            let mut chunk = [0u8; 2048];
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let target = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("/")
-            .to_owned();
-        let headers: HashMap<String, String> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let q: HashMap<String, String> = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (percent_decode(k), percent_decode(v)))
-            .collect();
+    while let Some(req) = read_request(&mut s, &mut buf).await {
         let r = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-            let r = route(&mut st, path, &q, &headers);
+            let r = route(&mut st, &req.path, &req.query, &req.headers);
             st.seen.push(Seen {
-                path: path.to_owned(),
-                query: q.clone(),
-                target: target.clone(),
-                user_agent: headers.get("user-agent").cloned(),
+                path: req.path.clone(),
+                query: req.query.clone(),
+                target: req.target.clone(),
+                user_agent: req.headers.get("user-agent").cloned(),
                 status: r.status,
             });
             r
@@ -366,24 +302,7 @@ async fn serve(state: Arc<Mutex<State>>, mut s: TcpStream) {
         if let Some(d) = r.delay {
             tokio::time::sleep(d).await;
         }
-        let reason = match r.status {
-            200 => "OK",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            404 => "Not Found",
-            426 => "Upgrade Required",
-            429 => "Too Many Requests",
-            500 => "Internal Server Error",
-            502 => "Bad Gateway",
-            _ => "Error",
-        };
-        let head = format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",
-            r.status,
-            r.content_type,
-            r.body.len()
-        );
-        if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&r.body).await.is_err() {
+        if !write_response(&mut s, r.status, r.content_type, "", &r.body).await {
             return;
         }
     }
@@ -392,15 +311,6 @@ async fn serve(state: Arc<Mutex<State>>, mut s: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_queries() {
-        assert_eq!(
-            percent_decode("%22a%22+OR+%EA%B5%AC%EA%B8%80"),
-            "\"a\" OR 구글"
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-    }
 
     #[test]
     fn answers_by_the_documented_rules() {

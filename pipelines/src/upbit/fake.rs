@@ -23,7 +23,6 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,6 +30,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::fake_http::{read_request, write_response};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -778,38 +779,6 @@ async fn answer(
 
 // ---- REST -----------------------------------------------------------------------------------
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 struct Answer {
     status: u16,
     group: &'static str,
@@ -1030,36 +999,9 @@ fn minute_candles(market: &str, tape: &[FakeTrade], to: i64, count: usize) -> St
 
 async fn serve_http(inner: Arc<Inner>, mut s: TcpStream) {
     let mut buf = Vec::with_capacity(2048);
-    loop {
-        // Read one request head (GET only, no body).
-        let end = loop {
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            if buf.len() > 16 * 1024 {
-                return;
-            }
-            let mut chunk = [0u8; 2048];
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("/")
-            .to_owned();
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let q: HashMap<String, String> = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (percent_decode(k), percent_decode(v)))
-            .collect();
-        let mut a = route(&inner, path, &q);
+    while let Some(req) = read_request(&mut s, &mut buf).await {
+        let target = req.target;
+        let mut a = route(&inner, &req.path, &req.query);
         let sec_left = {
             let mut st = inner.lock();
             st.stats.rest_requests.push(target.clone());
@@ -1098,21 +1040,19 @@ async fn serve_http(inner: Arc<Inner>, mut s: TcpStream) {
                 limit.saturating_sub(used)
             }
         };
-        let reason = match a.status {
-            200 => "OK",
-            400 => "Bad Request",
-            404 => "Not Found",
-            418 => "I'm a teapot",
-            429 => "Too Many Requests",
-            _ => "Error",
-        };
-        let head = format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-type: application/json;charset=UTF-8\r\ncontent-length: {}\r\nRemaining-Req: group={}; min=600; sec={sec_left}\r\nlimit-by-ip: Yes\r\n\r\n",
-            a.status,
-            a.body.len(),
+        let extra = format!(
+            "Remaining-Req: group={}; min=600; sec={sec_left}\r\nlimit-by-ip: Yes\r\n",
             a.group
         );
-        if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&a.body).await.is_err() {
+        if !write_response(
+            &mut s,
+            a.status,
+            "application/json;charset=UTF-8",
+            &extra,
+            &a.body,
+        )
+        .await
+        {
             return;
         }
     }
@@ -1165,6 +1105,9 @@ mod tests {
         assert!(parse_request(r#"[{"type":"ticker","codes":["KRW-BTC"]}]"#).is_err());
         assert!(parse_request(r#"[{"ticket":"x"}]"#).is_err());
         assert!(parse_request(r#"[{"ticket":"x"},{"type":"ticker","codes":[]}]"#).is_err());
-        assert_eq!(percent_decode("KRW-BTC%2CKRW-ETH"), "KRW-BTC,KRW-ETH");
+        assert_eq!(
+            crate::fake_http::percent_decode("KRW-BTC%2CKRW-ETH"),
+            "KRW-BTC,KRW-ETH"
+        );
     }
 }

@@ -72,6 +72,39 @@ pub const VENUES_TOML: &str = include_str!("venues.toml");
 /// US venues tried, in order, for a symbol the map does not list.
 const PROBE_VENUES: [&str; 3] = ["NAS", "NYS", "AMS"];
 
+/// The calendar markets KIS instruments follow.
+const MARKETS: [&str; 2] = ["krx", "us"];
+
+/// When each market is polled, given the time (injected, so tests drive a clock): while the
+/// market calendar has a session, then once after it ends (the close snapshot), then not until
+/// the next one; always when `market_hours` is off. The start snapshot counts as a poll.
+#[derive(Debug, Clone)]
+pub(crate) struct PollGate {
+    market_hours: bool,
+    last: HashMap<&'static str, DateTime<Utc>>,
+}
+
+impl PollGate {
+    /// After the start snapshot of every market at `now`.
+    pub(crate) fn started(market_hours: bool, now: DateTime<Utc>) -> Self {
+        PollGate {
+            market_hours,
+            last: MARKETS.iter().map(|m| (*m, now)).collect(),
+        }
+    }
+
+    /// Whether `market` is due a poll at `now`.
+    pub(crate) fn due(&self, market: &str, now: DateTime<Utc>) -> bool {
+        !self.market_hours
+            || Calendar::embedded().should_poll(market, now, self.last.get(market).copied())
+    }
+
+    /// `market` was polled (at least one answer) at `now`.
+    pub(crate) fn polled(&mut self, market: &'static str, now: DateTime<Utc>) {
+        self.last.insert(market, now);
+    }
+}
+
 /// A user-added id KIS can check ([`crate::catalog::candidate`]): `stock.krx.` and a 6-digit
 /// code, or `stock.us.` and a ticker of 1–5 uppercase letters; as its provisional instrument,
 /// named by its code, until the check lists it ([`users`]).
@@ -843,10 +876,7 @@ impl Shared {
         let start = self.insts();
         let all: Vec<&Inst> = start.iter().collect();
         self.poll(&all).await;
-        let mut last_poll: HashMap<&'static str, DateTime<Utc>> = HashMap::new();
-        let now = Utc::now();
-        last_poll.insert("krx", now);
-        last_poll.insert("us", now);
+        let mut gate = PollGate::started(self.s.market_hours, Utc::now());
         // Instruments users add from now on.
         tokio::spawn(users::run(self.clone()));
         // History the log is missing.
@@ -865,14 +895,8 @@ impl Shared {
             let now = Utc::now();
             let live = lock(&self.ws_live).clone();
             let served = self.insts();
-            for market in ["krx", "us"] {
-                let due = !self.s.market_hours
-                    || Calendar::embedded().should_poll(
-                        market,
-                        now,
-                        last_poll.get(market).copied(),
-                    );
-                if !due {
+            for market in MARKETS {
+                if !gate.due(market, now) {
                     continue;
                 }
                 let insts: Vec<&Inst> = served
@@ -881,7 +905,7 @@ impl Shared {
                     .filter(|i| !matches!(&i.target, Target::KrxStock(c) if live.contains(c)))
                     .collect();
                 if self.poll(&insts).await {
-                    last_poll.insert(market, now);
+                    gate.polled(market, now);
                 }
             }
         }

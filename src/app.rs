@@ -267,11 +267,18 @@ impl App {
         }
 
         if self.stages.edge {
-            // Instruments sources list beyond the registry (searchable, subscribable).
+            // Instruments sources list beyond the registry (searchable, subscribable), and the
+            // user-added ids a source checked and did not find (their subscribers are told).
+            let hub = self.edge.as_ref().map(|e| e.hub.clone());
             tokio::spawn(sise_pipelines::catalog::follow_listed(
                 self.bus.clone(),
                 self.registry.clone(),
                 cancel.clone(),
+                move |id, why| {
+                    if let Some(hub) = &hub {
+                        hub.reject(id, why);
+                    }
+                },
             ));
         }
 

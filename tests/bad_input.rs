@@ -42,7 +42,7 @@ async fn rest_parameters() {
             "bad_instrument_id",
         ),
         (
-            "/api/v1/quotes?ids=stock.krx.005930".into(),
+            "/api/v1/quotes?ids=stock.jpx.7203".into(),
             404,
             "unknown_instrument",
         ),
@@ -98,13 +98,13 @@ async fn rest_parameters() {
         ),
         ("/api/v1/candles/bogus".into(), 400, "bad_instrument_id"),
         (
-            "/api/v1/candles/stock.krx.005930".into(),
+            "/api/v1/candles/stock.jpx.7203".into(),
             404,
             "unknown_instrument",
         ),
         ("/api/v1/news?instrument=x".into(), 400, "bad_instrument_id"),
         (
-            "/api/v1/news?instrument=stock.us.AAPL".into(),
+            "/api/v1/news?instrument=stock.us.aapl".into(),
             404,
             "unknown_instrument",
         ),
@@ -316,7 +316,7 @@ async fn websocket_ops() {
     // Mixed ids: errors for the bad ones, a snapshot for the good one.
     ws_send(
         &mut ws,
-        json!({"op": "subscribe", "ids": ["bad id", "stock.krx.005930", "crypto.upbit.KRW-BTC"]}),
+        json!({"op": "subscribe", "ids": ["bad id", "stock.jpx.7203", "crypto.upbit.KRW-BTC"]}),
     )
     .await;
     assert_eq!(err(ws_next(&mut ws, t).await), "bad_instrument_id");

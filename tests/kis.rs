@@ -76,6 +76,22 @@ async fn kis_status(app: &TestApp) -> Option<Value> {
         .cloned()
 }
 
+/// Read the socket until `pick` finds something in a frame (bounded by `T`).
+async fn ws_until<R>(ws: &mut Ws, what: &str, pick: impl Fn(&Value) -> Option<R>) -> R {
+    let deadline = tokio::time::Instant::now() + T;
+    while tokio::time::Instant::now() < deadline {
+        match ws_next(ws, T).await {
+            Some(f) => {
+                if let Some(r) = pick(&f) {
+                    return r;
+                }
+            }
+            None => break,
+        }
+    }
+    panic!("timed out waiting for {what}");
+}
+
 async fn start(opts: FakeOptions) -> (FakeKis, TestApp) {
     let fake = FakeKis::start(opts).await.expect("fake kis");
     let app = spawn_app(kis_config(&fake), Stages::ALL).await;
@@ -364,6 +380,155 @@ async fn what_the_socket_does_not_take_is_polled() {
     fake.trade_unheard("086520", 99_000, 10);
     wait_for("the REST price of the stock over the cap", T, || async {
         (quote(&app, "stock.krx.086520").await?["price"].as_f64() == Some(99_000.0)).then_some(())
+    })
+    .await;
+}
+
+/// Codes users add at run time: a KRX code (삼성전자 005930) and a US ticker (TSLA, on NYSE:
+/// found by probing NAS, then NYS) subscribed over the WebSocket are candidates at once (no
+/// error, no placeholder quote), checked against KIS, listed with their names, served (the
+/// KRX code on the open KIS socket) and backfilled, and their prices reach the client's socket
+/// and `/api/v1/quotes`; a KRX code and a ticker KIS does not know are rejected: the socket
+/// gets `unknown_instrument`, and so does REST afterwards (404, not 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_added_at_run_time_are_checked_listed_and_served() {
+    let (fake, app) = start(FakeOptions::default()).await;
+    fake.add_named_stock("005930", "삼성전자", 71_000, 72_300);
+    fake.add_us_stock("NYS", "TSLA", 410.0, 415.5);
+    const SAMSUNG: &str = "stock.krx.005930";
+    const TSLA: &str = "stock.us.TSLA";
+    const NO_KRX: &str = "stock.krx.999999";
+    const NO_US: &str = "stock.us.ZZZQ";
+
+    let mut ws = ws_connect(&app).await;
+    ws_send(
+        &mut ws,
+        serde_json::json!({"op": "subscribe", "ids": [SAMSUNG, TSLA, NO_KRX, NO_US]}),
+    )
+    .await;
+    let first = ws_next(&mut ws, T).await.expect("a first frame");
+    assert_eq!(
+        first["type"], "snapshot",
+        "candidates are accepted: {first}"
+    );
+    assert!(
+        first["quotes"].as_array().is_some_and(|q| q.is_empty()),
+        "no price yet, no placeholder: {first}"
+    );
+
+    // The socket gets the REST snapshots of both, and the rejections.
+    let (mut prices, mut rejected) = (std::collections::HashMap::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + T;
+    while (prices.len() < 2 || rejected.len() < 2) && tokio::time::Instant::now() < deadline {
+        let Some(f) = ws_next(&mut ws, T).await else {
+            break;
+        };
+        if f["type"] == "error" {
+            assert_eq!(f["code"], "unknown_instrument", "{f}");
+            rejected.push(f["message"].as_str().unwrap_or_default().to_owned());
+        }
+        // The first quote of each: the REST snapshot (backfilled bars follow it).
+        for q in frame_quotes(&f) {
+            prices
+                .entry(q["id"].as_str().unwrap_or_default().to_owned())
+                .or_insert(q);
+        }
+    }
+    assert_eq!(prices[SAMSUNG]["price"].as_f64(), Some(72_300.0));
+    assert_eq!(prices[SAMSUNG]["prev_close"].as_f64(), Some(71_000.0));
+    assert_eq!(prices[SAMSUNG]["source"], "kis");
+    assert_eq!(prices[TSLA]["price"].as_f64(), Some(415.5));
+    assert!((prices[TSLA]["change"].as_f64().unwrap() - 5.5).abs() < 1e-9);
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(
+        rejected.iter().any(|m| m.contains(NO_KRX)) && rejected.iter().any(|m| m.contains(NO_US)),
+        "{rejected:?}"
+    );
+
+    // Listed with KIS's name (KRX) or the ticker (US).
+    let (_, body) = app.get("/api/v1/instruments").await;
+    let listed = |id: &str| {
+        body["instruments"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["id"] == id).cloned())
+    };
+    let sam = listed(SAMSUNG).expect("005930 listed");
+    assert_eq!(sam["name_ko"], "삼성전자");
+    assert_eq!(
+        (sam["currency"].as_str(), sam["market"].as_str()),
+        (Some("KRW"), Some("krx"))
+    );
+    let tsla = listed(TSLA).expect("TSLA listed");
+    assert_eq!(
+        (tsla["name_en"].as_str(), tsla["currency"].as_str()),
+        (Some("TSLA"), Some("USD"))
+    );
+    assert!(listed(NO_KRX).is_none() && listed(NO_US).is_none());
+
+    // 005930 joins the open KIS session (no reconnect); its live trades reach the client.
+    wait_for("005930 on the KIS socket", T, || async {
+        let s = fake.sessions();
+        (s.len() == 1 && s[0].iter().any(|(_, k)| k == "005930")).then_some(())
+    })
+    .await;
+    source_status(&app, "kis", "up", "live: 4 KRX stocks over WebSocket").await;
+    assert_eq!(fake.stats().ws_sessions, 1);
+    fake.trades(&[("005930", 72_400, 25)]);
+    let live = ws_until(&mut ws, "a live 005930 trade on the client's socket", |f| {
+        frame_quotes(f)
+            .into_iter()
+            .find(|q| q["id"] == SAMSUNG && q["price"].as_f64() == Some(72_400.0))
+    })
+    .await;
+    assert_eq!(live["volume"].as_f64(), Some(25.0));
+
+    // REST: both quoted; history backfilled; the rejected ones are a clear 404.
+    let (s, body) = app
+        .get(&format!("/api/v1/quotes?ids={SAMSUNG},{TSLA}"))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["quotes"].as_array().map(Vec::len), Some(2), "{body}");
+    let month_ago = sise_bus::now_ms() - 30 * 86_400_000;
+    for id in [SAMSUNG, TSLA] {
+        wait_for(&format!("daily bars of {id}"), T, || async {
+            (candles(&app, id, "1d", month_ago).await.len() >= 15).then_some(())
+        })
+        .await;
+    }
+    for id in [NO_KRX, NO_US] {
+        let (s, body) = app.get(&format!("/api/v1/quotes?ids={id}")).await;
+        assert_eq!(s, 404, "{body}");
+        assert_eq!(body["error"]["code"], "unknown_instrument", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("KIS has no"),
+            "{body}"
+        );
+        let (s, _) = app.get(&format!("/api/v1/candles/{id}?interval=1m")).await;
+        assert_eq!(s, 404);
+    }
+    ws_send(
+        &mut ws,
+        serde_json::json!({"op": "subscribe", "ids": [NO_KRX]}),
+    )
+    .await;
+    let err = ws_until(&mut ws, "a rejected id refused on subscribe", |f| {
+        (f["type"] == "error").then(|| f.clone())
+    })
+    .await;
+    assert_eq!(err["code"], "unknown_instrument", "{err}");
+
+    // A well-formed code not checked yet is a candidate over REST too: 200, no quote yet.
+    let (s, body) = app.get("/api/v1/quotes?ids=stock.krx.123456").await;
+    assert_eq!(
+        (s, body["quotes"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{body}"
+    );
+    wait_for("123456 rejected after its check", T, || async {
+        (app.get("/api/v1/quotes?ids=stock.krx.123456").await.0 == 404).then_some(())
     })
     .await;
 }

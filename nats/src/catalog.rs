@@ -7,7 +7,9 @@
 //!   market-list refresh; read by the edge (search, validation) through [`Bus::follow_listed`].
 //! - **watched** (`ns_WATCH`): ids outside the registry that a user subscribed to. Written by
 //!   the edge on the first subscription of such an id; followed by the sources, which start
-//!   publishing it without a restart and without dropping the others.
+//!   publishing it without a restart and without dropping the others. The value is a
+//!   [`WatchEntry`]: when it was added and, for an id a source checked on demand and did not
+//!   find (a KRX code or US ticker KIS does not know), why it was rejected.
 //!
 //! Both buckets keep one value per key (history 1) on file storage; a followed bucket first
 //! yields every current key, then each change as it happens.
@@ -33,6 +35,29 @@ impl Bucket {
             Bucket::Listed => "LISTED",
             Bucket::Watched => "WATCH",
         }
+    }
+}
+
+/// The value of a watched id (JSON). A value that is not this shape (older sise wrote the bare
+/// time) reads as a plain, unrejected watch.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WatchEntry {
+    /// When a user first added it (Unix ms).
+    #[serde(default)]
+    pub added_ms: i64,
+    /// Set when the source that checks such ids found none: the reason, shown to the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+}
+
+impl WatchEntry {
+    /// Read a watched value, tolerating any older or foreign shape.
+    pub fn parse(value: &[u8]) -> WatchEntry {
+        serde_json::from_slice(value).unwrap_or_default()
+    }
+
+    fn to_bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 }
 
@@ -104,9 +129,32 @@ impl Bus {
         if matches!(store.get(id.as_str()).await, Ok(Some(_))) {
             return Ok(());
         }
-        let added = crate::now_ms().to_string();
+        let entry = WatchEntry {
+            added_ms: crate::now_ms(),
+            rejected: None,
+        };
         store
-            .put(id.as_str(), Bytes::from(added))
+            .put(id.as_str(), entry.to_bytes())
+            .await
+            .map_err(BusError::nats)?;
+        Ok(())
+    }
+
+    /// Record that the source checking a watched id found no such instrument: every edge then
+    /// answers `unknown_instrument` for it, with `reason`. It stays rejected (a later
+    /// [`Bus::watch_instrument`] leaves it as is).
+    pub async fn reject_watched(&self, id: &InstrumentId, reason: &str) -> Result<(), BusError> {
+        let store = self.bucket(Bucket::Watched).await?;
+        let added_ms = match store.get(id.as_str()).await {
+            Ok(Some(old)) => WatchEntry::parse(&old).added_ms,
+            _ => crate::now_ms(),
+        };
+        let entry = WatchEntry {
+            added_ms,
+            rejected: Some(reason.chars().take(200).collect()),
+        };
+        store
+            .put(id.as_str(), entry.to_bytes())
             .await
             .map_err(BusError::nats)?;
         Ok(())
@@ -150,6 +198,13 @@ pub const REFOLLOW_DELAY: Duration = Duration::from_secs(1);
 mod tests {
     use super::*;
     use crate::Namespace;
+
+    fn first_value(c: &Change) -> Bytes {
+        match c {
+            Change::Put(_, v) => v.clone(),
+            Change::Removed(_) => Bytes::new(),
+        }
+    }
 
     /// Against the NATS on localhost (`SISE_NATS_URL` or 127.0.0.1:4222), in its own namespace.
     #[tokio::test]
@@ -210,7 +265,30 @@ mod tests {
             .await
             .expect("entry")
             .expect("open");
-        assert!(matches!(first, Change::Put(ref id, _) if id == &doge));
+        let Change::Put(ref id, ref value) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(id, &doge);
+        assert_eq!(WatchEntry::parse(value).rejected, None);
+        assert!(WatchEntry::parse(value).added_ms > 0);
+        // A rejection keeps the time it was added and says why.
+        bus.reject_watched(&doge, "no such market")
+            .await
+            .expect("reject");
+        let next = tokio::time::timeout(Duration::from_secs(5), watched.next())
+            .await
+            .expect("the rejection")
+            .expect("open");
+        let Change::Put(_, value) = next else {
+            panic!("{next:?}")
+        };
+        let entry = WatchEntry::parse(&value);
+        assert_eq!(entry.rejected.as_deref(), Some("no such market"));
+        assert_eq!(
+            entry.added_ms,
+            WatchEntry::parse(&first_value(&first)).added_ms
+        );
+        assert_eq!(WatchEntry::parse(b"1700000000000"), WatchEntry::default());
 
         crate::stream::delete_streams(&bus.js, &ns).await.unwrap();
         assert!(

@@ -1,11 +1,18 @@
 //! Instruments beyond `instruments.toml`: sources publish what they list (Upbit's KRW markets,
-//! with Korean and English names) and the edge records what users subscribe to, both in the
-//! key-value buckets of [`sise_bus::catalog`]. Every process follows them here:
+//! with Korean and English names; KRX codes and US tickers KIS found on demand) and the edge
+//! records what users subscribe to, both in the key-value buckets of [`sise_bus::catalog`].
+//! Every process follows them here:
 //!
-//! - [`follow_listed`] keeps a [`Registry`]'s listed instruments current, so the edge can
-//!   search, validate and label them (`GET /api/v1/instruments`, WebSocket subscribe);
-//! - [`follow_watched`] gives a source the set of user-added ids as a `watch` channel, so it
-//!   subscribes to a new market without a restart and without dropping the others.
+//! - [`follow_listed`] keeps a [`Registry`]'s listed instruments current, and its rejected ids
+//!   (a watched id the checking source did not find), so the edge can search, validate and
+//!   label them (`GET /api/v1/instruments`, WebSocket subscribe) and refuse a rejected one;
+//! - [`follow_watched`] gives a source the set of user-added ids (minus rejected ones) as a
+//!   `watch` channel, so it subscribes to a new market without a restart and without dropping
+//!   the others.
+//!
+//! An id nobody lists yet but of a shape a source checks on demand ([`candidate`]: a KRX
+//! code, a US ticker) goes candidate → watched → checked by that source → listed (it starts
+//! publishing) or rejected (every edge answers `unknown_instrument`).
 //!
 //! A follower whose watch ends (NATS reconnecting) opens it again; a bad entry is logged and
 //! skipped.
@@ -15,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use sise_bus::catalog::{Bucket, Change, REFOLLOW_DELAY};
+use sise_bus::catalog::{Bucket, Change, WatchEntry, REFOLLOW_DELAY};
 use sise_bus::{Bus, InstrumentId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -27,10 +34,22 @@ pub fn listing_json(inst: &Instrument) -> Bytes {
     Bytes::from(serde_json::to_vec(inst).unwrap_or_default())
 }
 
-/// Keep `registry`'s listed instruments in step with the `listed` bucket until `cancel`.
-pub async fn follow_listed(bus: Bus, registry: Arc<Registry>, cancel: CancellationToken) {
+/// An id no one lists yet that a source checks on demand, as its provisional instrument
+/// (named by its code): a 6-digit KRX code or a US ticker, which KIS serves
+/// ([`crate::kis::candidate`]).
+pub fn candidate(id: &InstrumentId) -> Option<Instrument> {
+    crate::kis::candidate(id)
+}
+
+/// Apply every change of `bucket` to `apply` until `cancel`, re-following after an end.
+async fn follow_each(
+    bus: Bus,
+    bucket: Bucket,
+    cancel: CancellationToken,
+    mut apply: impl FnMut(Change),
+) {
     loop {
-        match bus.follow(Bucket::Listed).await {
+        match bus.follow(bucket).await {
             Ok(changes) => {
                 let mut changes = std::pin::pin!(changes);
                 loop {
@@ -39,19 +58,62 @@ pub async fn follow_listed(bus: Bus, registry: Arc<Registry>, cancel: Cancellati
                         c = changes.next() => c,
                     };
                     match change {
-                        Some(Change::Put(id, json)) => apply_listing(&registry, &id, &json),
-                        Some(Change::Removed(id)) => registry.remove_listed(&id),
+                        Some(c) => apply(c),
                         None => break,
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot follow the listed instruments"),
+            Err(e) => {
+                tracing::warn!(bucket = ?bucket, error = %e, "cannot follow a catalog bucket")
+            }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(REFOLLOW_DELAY) => {}
         }
     }
+}
+
+/// Keep `registry`'s listed and rejected instruments in step with the buckets until `cancel`.
+/// `on_rejected` runs once for each newly rejected id (the edge tells its subscribers).
+pub async fn follow_listed(
+    bus: Bus,
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+    on_rejected: impl Fn(&InstrumentId, &str) + Send + 'static,
+) {
+    let listed = {
+        let registry = registry.clone();
+        follow_each(
+            bus.clone(),
+            Bucket::Listed,
+            cancel.clone(),
+            move |c| match c {
+                Change::Put(id, json) => apply_listing(&registry, &id, &json),
+                Change::Removed(id) => registry.remove_listed(&id),
+            },
+        )
+    };
+    // Ids already told (the source may have recorded the rejection in a shared registry).
+    let mut told: std::collections::HashSet<InstrumentId> = std::collections::HashSet::new();
+    let rejected = follow_each(bus, Bucket::Watched, cancel, move |c| match c {
+        Change::Put(id, value) => {
+            let why = WatchEntry::parse(&value).rejected;
+            registry.set_rejected(&id, why.clone());
+            match why {
+                Some(why) if told.insert(id.clone()) => on_rejected(&id, &why),
+                Some(_) => {}
+                None => {
+                    told.remove(&id);
+                }
+            }
+        }
+        Change::Removed(id) => {
+            told.remove(&id);
+            registry.set_rejected(&id, None);
+        }
+    });
+    tokio::join!(listed, rejected);
 }
 
 fn apply_listing(registry: &Registry, id: &InstrumentId, json: &[u8]) {
@@ -68,41 +130,25 @@ fn apply_listing(registry: &Registry, id: &InstrumentId, json: &[u8]) {
     }
 }
 
-/// The ids users added (the `watched` bucket), as a channel that changes whenever one is
-/// added or removed. The follower runs until `cancel`.
+/// The ids users added (the `watched` bucket, without the rejected ones), as a channel that
+/// changes whenever one is added, rejected or removed. The follower runs until `cancel`.
 pub fn follow_watched(
     bus: Bus,
     cancel: CancellationToken,
 ) -> watch::Receiver<BTreeSet<InstrumentId>> {
     let (tx, rx) = watch::channel(BTreeSet::new());
-    tokio::spawn(async move {
-        loop {
-            match bus.follow(Bucket::Watched).await {
-                Ok(changes) => {
-                    let mut changes = std::pin::pin!(changes);
-                    loop {
-                        let change = tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            c = changes.next() => c,
-                        };
-                        match change {
-                            Some(Change::Put(id, _)) => {
-                                tx.send_if_modified(|set| set.insert(id));
-                            }
-                            Some(Change::Removed(id)) => {
-                                tx.send_if_modified(|set| set.remove(&id));
-                            }
-                            None => break,
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot follow the watched instruments"),
+    tokio::spawn(follow_each(
+        bus,
+        Bucket::Watched,
+        cancel,
+        move |c| match c {
+            Change::Put(id, value) if WatchEntry::parse(&value).rejected.is_none() => {
+                tx.send_if_modified(|set| set.insert(id));
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(REFOLLOW_DELAY) => {}
+            Change::Put(id, _) | Change::Removed(id) => {
+                tx.send_if_modified(|set| set.remove(&id));
             }
-        }
-    });
+        },
+    ));
     rx
 }

@@ -28,5 +28,5 @@ pub mod source;
 pub mod upbit;
 
 pub use error::PipelineError;
-pub use registry::{Instrument, Market, Registry, SimParams};
+pub use registry::{Instrument, Market, Registry, Resolved, SimParams};
 pub use source::{build_sources, IngestMetrics, Source, SourceContext, SourceSettings};

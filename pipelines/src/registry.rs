@@ -62,6 +62,22 @@ pub struct Registry {
     /// Instruments a source lists beyond the file (Upbit's other KRW markets), learned at run
     /// time from the `listed` bucket ([`crate::catalog`]); never shadows a registry entry.
     listed: RwLock<HashMap<InstrumentId, Arc<Instrument>>>,
+    /// Ids a user added that the source checking them did not find, with the reason (from the
+    /// `watched` bucket, [`crate::catalog`]).
+    rejected: RwLock<HashMap<InstrumentId, String>>,
+}
+
+/// What an id is to the edge ([`Registry::resolve`]).
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// In the registry, or listed by a source.
+    Known(Arc<Instrument>),
+    /// Not known yet, but of a shape a source checks on demand (a KRX code, a US ticker): a
+    /// provisional instrument named by its code, until the source lists or rejects it.
+    Candidate(Arc<Instrument>),
+    /// Checked and not found: why.
+    Rejected(String),
+    Unknown,
 }
 
 impl Registry {
@@ -120,6 +136,7 @@ impl Registry {
             by_id,
             markets: file.markets,
             listed: RwLock::new(HashMap::new()),
+            rejected: RwLock::new(HashMap::new()),
         })
     }
 
@@ -180,6 +197,41 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+    }
+
+    /// Known, candidate, rejected or unknown: how the edge treats an id a user asks for. A
+    /// listed instrument wins over a rejection (a later check found it).
+    pub fn resolve(&self, id: &InstrumentId) -> Resolved {
+        if let Some(i) = self.lookup(id) {
+            return Resolved::Known(i);
+        }
+        if let Some(why) = self.rejected(id) {
+            return Resolved::Rejected(why);
+        }
+        match crate::catalog::candidate(id) {
+            Some(inst) if self.markets.contains_key(&inst.market) => {
+                Resolved::Candidate(Arc::new(inst))
+            }
+            _ => Resolved::Unknown,
+        }
+    }
+
+    /// Why a user-added id was rejected, if it was.
+    pub fn rejected(&self, id: &InstrumentId) -> Option<String> {
+        self.rejected
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Record (`Some`) or clear (`None`) the rejection of a user-added id.
+    pub fn set_rejected(&self, id: &InstrumentId, reason: Option<String>) {
+        let mut r = self.rejected.write().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(why) => r.insert(id.clone(), why),
+            None => r.remove(id),
+        };
     }
 
     /// The listed instruments, by id.
@@ -268,6 +320,58 @@ mod tests {
             assert!(!subject.contains(' ') && !subject.contains('*') && !subject.contains('>'));
             assert_eq!(subject.split('.').count(), 5, "{subject}");
         }
+    }
+
+    #[test]
+    fn resolves_known_candidate_rejected_and_unknown() {
+        let r = Registry::builtin().unwrap();
+        let id = |s: &str| InstrumentId::parse(s).unwrap();
+        assert!(matches!(
+            r.resolve(&id("stock.krx.068270")),
+            Resolved::Known(_)
+        ));
+        let Resolved::Candidate(sam) = r.resolve(&id("stock.krx.005930")) else {
+            panic!("a 6-digit KRX code is a candidate")
+        };
+        assert_eq!(
+            (sam.name_ko.as_str(), sam.currency.as_str(), sam.decimals),
+            ("005930", "KRW", 0)
+        );
+        assert_eq!(sam.market, "krx");
+        let Resolved::Candidate(tsla) = r.resolve(&id("stock.us.TSLA")) else {
+            panic!("an uppercase ticker is a candidate")
+        };
+        assert_eq!(
+            (tsla.currency.as_str(), tsla.market.as_str()),
+            ("USD", "us")
+        );
+        for not in [
+            "stock.krx.00593",
+            "stock.krx.0059300",
+            "stock.krx.00593A",
+            "stock.us.tsla",
+            "stock.us.TOOLONG",
+            "stock.us.BRK-B",
+            "stock.nyse.TSLA",
+            "index.krx.KOSPI200",
+            "crypto.upbit.KRW-DOGE",
+        ] {
+            assert!(matches!(r.resolve(&id(not)), Resolved::Unknown), "{not}");
+        }
+        r.set_rejected(&id("stock.krx.999999"), Some("KIS has no 999999".into()));
+        assert!(
+            matches!(r.resolve(&id("stock.krx.999999")), Resolved::Rejected(ref w) if w == "KIS has no 999999")
+        );
+        // Listed later (a check found it after all): known.
+        let mut listed = (**r.get(&id("stock.krx.068270")).unwrap()).clone();
+        listed.id = id("stock.krx.999999");
+        r.add_listed(listed).unwrap();
+        assert!(matches!(
+            r.resolve(&id("stock.krx.999999")),
+            Resolved::Known(_)
+        ));
+        r.set_rejected(&id("stock.krx.999999"), None);
+        assert_eq!(r.rejected(&id("stock.krx.999999")), None);
     }
 
     #[test]

@@ -303,6 +303,23 @@ impl Hub {
         }
     }
 
+    /// A user-added id was checked and not found: its subscribers get an `unknown_instrument`
+    /// error frame, and it is dropped from their subscriptions.
+    pub fn reject(&self, id: &InstrumentId, reason: &str) {
+        let gone = match self.subs.write() {
+            Ok(mut subs) => subs.remove(id),
+            Err(_) => None,
+        };
+        let Some(clients) = gone else { return };
+        let frame = super::ws::error_frame(
+            "unknown_instrument",
+            format!("unknown instruments: {id} ({reason})"),
+        );
+        for q in clients.values() {
+            q.push_frame(frame.clone());
+        }
+    }
+
     pub fn unsubscribe(&self, client: u64, ids: &[InstrumentId]) {
         if let Ok(mut subs) = self.subs.write() {
             for id in ids {

@@ -4,7 +4,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 use sise_bus::InstrumentId;
-use sise_pipelines::Instrument;
+use sise_pipelines::{Instrument, Resolved};
 use sise_projections::history::{CandleQuery, Interval};
 
 use super::error::ApiError;
@@ -20,13 +20,28 @@ pub const DEFAULT_NEWS: u32 = 50;
 pub const MAX_NEWS: u32 = 200;
 
 /// Parse an id and find it in the registry or among the instruments a source lists:
-/// malformed → 400, unknown → 404.
+/// malformed → 400, unknown → 404. A candidate (a KRX code or US ticker no source has checked
+/// yet) is recorded as watched, so the source checks and starts it, and answered as its
+/// provisional instrument (no quote, no candles yet); one the source did not find → 404 with
+/// the reason.
 pub fn known(app: &AppState, raw: &str) -> Result<std::sync::Arc<Instrument>, ApiError> {
     let id = InstrumentId::parse(raw)
         .map_err(|e| ApiError::bad_request("bad_instrument_id", e.to_string()))?;
-    app.registry
-        .lookup(&id)
-        .ok_or_else(|| ApiError::not_found("unknown_instrument", format!("no instrument {id}")))
+    match app.registry.resolve(&id) {
+        Resolved::Known(inst) => Ok(inst),
+        Resolved::Candidate(inst) => {
+            app.watch_added(&id);
+            Ok(inst)
+        }
+        Resolved::Rejected(why) => Err(ApiError::not_found(
+            "unknown_instrument",
+            format!("no instrument {id}: {why}"),
+        )),
+        Resolved::Unknown => Err(ApiError::not_found(
+            "unknown_instrument",
+            format!("no instrument {id}"),
+        )),
+    }
 }
 
 /// The registry's instruments, then the ones sources list (Upbit's other KRW markets), which a

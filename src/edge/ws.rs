@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use sise_bus::InstrumentId;
+use sise_pipelines::Resolved;
 
 use super::hub::{ClientQueue, SharedTick};
 use super::quote::QuoteView;
@@ -69,7 +70,7 @@ enum ClientOp {
     },
 }
 
-fn error_frame(code: &str, message: impl Into<String>) -> Utf8Bytes {
+pub(super) fn error_frame(code: &str, message: impl Into<String>) -> Utf8Bytes {
     serde_json::json!({"type": "error", "code": code, "message": message.into()})
         .to_string()
         .into()
@@ -226,16 +227,28 @@ fn check_ids(app: &AppState, ids: &[String], queue: &ClientQueue) -> Vec<Instrum
     let mut malformed = Vec::new();
     let mut unknown = Vec::new();
     for raw in ids {
-        match InstrumentId::parse(raw) {
-            Ok(id) if app.registry.get(&id).is_some() => good.push(id),
-            Ok(id) if app.registry.lookup(&id).is_some() => {
-                // Listed by a source but not in the registry: a user added it, so the sources
-                // start publishing it (recorded once per edge process).
+        let id = match InstrumentId::parse(raw) {
+            Ok(id) => id,
+            Err(_) => {
+                malformed.push(raw.chars().take(64).collect::<String>());
+                continue;
+            }
+        };
+        if app.registry.get(&id).is_some() {
+            good.push(id);
+            continue;
+        }
+        match app.registry.resolve(&id) {
+            // Listed by a source but not in the registry, or a candidate a source checks (a
+            // KRX code, a US ticker): a user added it, so the sources start publishing it
+            // (recorded once per edge process). A candidate's snapshot has no quote until its
+            // first price arrives; if the check finds nothing the socket gets an error.
+            Resolved::Known(_) | Resolved::Candidate(_) => {
                 app.watch_added(&id);
                 good.push(id);
             }
-            Ok(id) => unknown.push(id.to_string()),
-            Err(_) => malformed.push(raw.chars().take(64).collect::<String>()),
+            Resolved::Rejected(why) => unknown.push(format!("{id} ({why})")),
+            Resolved::Unknown => unknown.push(id.to_string()),
         }
     }
     if !malformed.is_empty() {

@@ -130,6 +130,8 @@ struct St {
     last_issue: Option<Instant>,
     approvals: HashMap<String, String>,
     stocks: HashMap<String, Value>,
+    /// Korean names of the stocks (the daily chart's `hts_kor_isnm`).
+    names: HashMap<String, String>,
     indices: HashMap<String, Value>,
     us: HashMap<(String, String), Value>,
     us_index: HashMap<String, Value>,
@@ -182,6 +184,13 @@ fn seed() -> St {
         if let Some(code) = v["output"]["stck_shrn_iscd"].as_str() {
             st.stocks.insert(code.to_owned(), v["output"].clone());
         }
+    }
+    for (code, name) in [
+        ("068270", "셀트리온"),
+        ("058610", "에스피지"),
+        ("086520", "에코프로"),
+    ] {
+        st.names.insert(code.into(), name.into());
     }
     st.indices.insert(
         "0001".into(),
@@ -353,6 +362,37 @@ impl FakeKis {
         o["prdy_vrss_sign"] = json!("3");
         o["prdy_ctrt"] = json!("0.00");
         st.stocks.insert(code.to_owned(), o);
+    }
+
+    /// Add a KRX stock with its Korean name (the daily chart's `hts_kor_isnm`), its previous
+    /// close and price (a copy of 셀트리온's answer with these fields).
+    pub fn add_named_stock(&self, code: &str, name: &str, prev_close: i64, price: i64) {
+        self.add_stock(code, price);
+        let mut st = self.inner.lock();
+        let d = price - prev_close;
+        if let Some(o) = st.stocks.get_mut(code) {
+            o["stck_sdpr"] = json!(prev_close.to_string());
+            o["prdy_vrss"] = json!(d.to_string());
+            o["prdy_vrss_sign"] = json!(sign_code(d as f64));
+            o["prdy_ctrt"] = json!(format!("{:.2}", d as f64 / prev_close as f64 * 100.0));
+        }
+        st.names.insert(code.to_owned(), name.to_owned());
+    }
+
+    /// List a US stock on venue `excd` (`NAS`, `NYS`, `AMS`): a copy of GOOG's answer with
+    /// this symbol, realtime key, previous close and last price.
+    pub fn add_us_stock(&self, excd: &str, symbol: &str, base: f64, last: f64) {
+        let mut st = self.inner.lock();
+        let mut o = st
+            .us
+            .get(&("NAS".to_owned(), "GOOG".to_owned()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        o["rsym"] = json!(format!("D{excd}{symbol}"));
+        o["base"] = json!(format!("{base:.4}"));
+        st.us.insert((excd.to_owned(), symbol.to_owned()), o);
+        drop(st);
+        self.set_us_last(symbol, last);
     }
 
     /// Set a US stock's last price (REST `price`).
@@ -717,6 +757,7 @@ async fn data(
                 .collect();
             let mut out1 = fx(fixture!("daily_itemchartprice_068270.json"))["output1"].clone();
             out1["stck_shrn_iscd"] = json!(code);
+            out1["hts_kor_isnm"] = json!(st.names.get(&code).cloned().unwrap_or_default());
             out1["stck_prpr"] = o["stck_prpr"].clone();
             ok(json!({"output1": out1, "output2": rows}))
         }

@@ -15,6 +15,12 @@
 //!   tokio-cron-scheduler interval, only while the market's calendar
 //!   ([`crate::calendar::Calendar`]) has a session, plus one snapshot after it ends. On start,
 //!   one snapshot of every instrument whatever the market state.
+//! - User-added ([`users`]): a `stock.krx.<6 digits>` or `stock.us.<ticker>` id a user
+//!   subscribed to (the `watched` bucket, [`crate::catalog`]) is checked against KIS REST (the
+//!   current price; a US ticker on NAS, NYS, AMS in turn), then listed with its name and
+//!   served like the others (KRX: on the socket while under the cap, else polled; US: polled),
+//!   with its history backfilled — or, when KIS has no such code, rejected, so every edge
+//!   answers `unknown_instrument` for it. No restart.
 //! - History: an instrument first seen gets its daily bars (up to `backfill_days`) and today's
 //!   minute bars (KRX stocks); after a restart or a WebSocket drop, only what the log is
 //!   missing since its last tick. Bars become ticks with `backfill: true` (open, high, low,
@@ -31,6 +37,7 @@
 pub mod parse;
 pub mod rest;
 pub mod token;
+pub mod users;
 pub mod ws;
 
 #[cfg(any(test, feature = "fake"))]
@@ -40,7 +47,7 @@ pub mod fake;
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,7 +61,7 @@ use self::rest::{Rest, RestError};
 use self::token::{Credentials, TokenStore};
 use crate::calendar::Calendar;
 use crate::source::{Source, SourceContext};
-use crate::PipelineError;
+use crate::{Instrument, PipelineError};
 
 /// KIS's real-account REST base.
 pub const DEFAULT_REST_URL: &str = "https://openapi.koreainvestment.com:9443";
@@ -64,6 +71,68 @@ pub const DEFAULT_WS_URL: &str = "ws://ops.koreainvestment.com:21000";
 pub const VENUES_TOML: &str = include_str!("venues.toml");
 /// US venues tried, in order, for a symbol the map does not list.
 const PROBE_VENUES: [&str; 3] = ["NAS", "NYS", "AMS"];
+
+/// The calendar markets KIS instruments follow.
+const MARKETS: [&str; 2] = ["krx", "us"];
+
+/// When each market is polled, given the time (injected, so tests drive a clock): while the
+/// market calendar has a session, then once after it ends (the close snapshot), then not until
+/// the next one; always when `market_hours` is off. The start snapshot counts as a poll.
+#[derive(Debug, Clone)]
+pub(crate) struct PollGate {
+    market_hours: bool,
+    last: HashMap<&'static str, DateTime<Utc>>,
+}
+
+impl PollGate {
+    /// After the start snapshot of every market at `now`.
+    pub(crate) fn started(market_hours: bool, now: DateTime<Utc>) -> Self {
+        PollGate {
+            market_hours,
+            last: MARKETS.iter().map(|m| (*m, now)).collect(),
+        }
+    }
+
+    /// Whether `market` is due a poll at `now`.
+    pub(crate) fn due(&self, market: &str, now: DateTime<Utc>) -> bool {
+        !self.market_hours
+            || Calendar::embedded().should_poll(market, now, self.last.get(market).copied())
+    }
+
+    /// `market` was polled (at least one answer) at `now`.
+    pub(crate) fn polled(&mut self, market: &'static str, now: DateTime<Utc>) {
+        self.last.insert(market, now);
+    }
+}
+
+/// A user-added id KIS can check ([`crate::catalog::candidate`]): `stock.krx.` and a 6-digit
+/// code, or `stock.us.` and a ticker of 1–5 uppercase letters; as its provisional instrument,
+/// named by its code, until the check lists it ([`users`]).
+pub fn candidate(id: &InstrumentId) -> Option<Instrument> {
+    let sym = id.symbol();
+    let (currency, decimals, market) = match (id.class(), id.venue()) {
+        (Class::Stock, "krx") if sym.len() == 6 && sym.bytes().all(|b| b.is_ascii_digit()) => {
+            ("KRW", 0, "krx")
+        }
+        (Class::Stock, "us")
+            if (1..=5).contains(&sym.len()) && sym.bytes().all(|b| b.is_ascii_uppercase()) =>
+        {
+            ("USD", 2, "us")
+        }
+        _ => return None,
+    };
+    Some(Instrument {
+        id: id.clone(),
+        name_ko: sym.to_owned(),
+        name_en: sym.to_owned(),
+        class: Class::Stock,
+        venue: id.venue().to_owned(),
+        currency: currency.to_owned(),
+        decimals,
+        market: market.to_owned(),
+        sim: None,
+    })
+}
 
 pub fn source_name() -> SourceName {
     SourceName::parse("kis").unwrap_or_else(|_| unreachable!("\"kis\" is a valid source name"))
@@ -296,9 +365,15 @@ pub(crate) struct Shared {
     pub s: KisSettings,
     pub name: SourceName,
     pub rest: Rest,
-    pub insts: Vec<Inst>,
+    /// Every instrument served: the registry's, `extra_symbols`, and the user-added ones that
+    /// KIS knows (appended at run time by [`users`]).
+    insts: Mutex<Vec<Inst>>,
     /// KRX codes → instrument ids (WebSocket records).
-    pub by_code: HashMap<String, InstrumentId>,
+    by_code: Mutex<HashMap<String, InstrumentId>>,
+    /// A KRX code was added at run time: the WebSocket session subscribes it if it fits.
+    pub ws_added: tokio::sync::Notify,
+    /// The WebSocket task runs (started with the first KRX stock).
+    ws_started: AtomicBool,
     /// KRX codes whose trades come over the WebSocket right now (not polled).
     pub ws_live: Mutex<BTreeSet<String>>,
     /// KRX codes refused by the socket (over the cap, or a failed subscribe): REST.
@@ -363,8 +438,10 @@ async fn run(s: KisSettings, ctx: SourceContext) -> Result<(), PipelineError> {
     let shared = Arc::new(Shared {
         name: source_name(),
         rest,
-        insts,
-        by_code,
+        insts: Mutex::new(insts),
+        by_code: Mutex::new(by_code),
+        ws_added: tokio::sync::Notify::new(),
+        ws_started: AtomicBool::new(false),
         ws_live: Mutex::new(BTreeSet::new()),
         ws_refused: Mutex::new(BTreeSet::new()),
         ws_state: Mutex::new(WsState::Off),
@@ -464,6 +541,52 @@ impl Shared {
         self.name.as_str()
     }
 
+    /// The instruments served right now.
+    pub(crate) fn insts(&self) -> Vec<Inst> {
+        lock(&self.insts).clone()
+    }
+
+    /// The KRX codes served (sorted).
+    pub(crate) fn codes(&self) -> Vec<String> {
+        let mut c: Vec<String> = lock(&self.by_code).keys().cloned().collect();
+        c.sort();
+        c
+    }
+
+    /// The instrument of a KRX code, if served.
+    pub(crate) fn id_of_code(&self, code: &str) -> Option<InstrumentId> {
+        lock(&self.by_code).get(code).cloned()
+    }
+
+    /// Serve one more instrument (a user added it); false when it is served already. A KRX
+    /// stock goes to the WebSocket (started now if it was not running) if it fits.
+    pub(crate) fn add_inst(self: &Arc<Self>, inst: Inst) -> bool {
+        {
+            let mut insts = lock(&self.insts);
+            if insts.iter().any(|i| i.id == inst.id) {
+                return false;
+            }
+            insts.push(inst.clone());
+        }
+        if let Target::KrxStock(code) = &inst.target {
+            lock(&self.by_code).insert(code.clone(), inst.id.clone());
+            self.start_ws();
+            self.ws_added.notify_one();
+        }
+        true
+    }
+
+    /// Start the WebSocket task once, if it is enabled and there is a KRX stock.
+    fn start_ws(self: &Arc<Self>) {
+        if !self.s.ws_enabled || lock(&self.by_code).is_empty() {
+            return;
+        }
+        if !self.ws_started.swap(true, Ordering::SeqCst) {
+            *lock(&self.ws_state) = WsState::Connecting;
+            tokio::spawn(ws::run(self.clone()));
+        }
+    }
+
     pub(crate) fn count_error(&self, kind: &str) {
         self.ctx
             .metrics
@@ -502,10 +625,10 @@ impl Shared {
 
     /// Compose the status from the WebSocket's and REST's states.
     pub(crate) async fn report(&self) {
-        let stocks = self.by_code.len();
+        let stocks = lock(&self.by_code).len();
         let live = lock(&self.ws_live).len();
         let refused = lock(&self.ws_refused).len();
-        let polled = self.insts.len() - live;
+        let polled = lock(&self.insts).len().saturating_sub(live);
         let ws = lock(&self.ws_state).clone();
         let failing = self.rest_failing.load(Ordering::Relaxed);
         let rest_err = lock(&self.rest_error).clone();
@@ -731,7 +854,7 @@ impl Shared {
     /// Where the log stands for each instrument (its last KIS tick's time).
     async fn log_since(&self) -> HashMap<InstrumentId, Option<i64>> {
         let mut out = HashMap::new();
-        for i in &self.insts {
+        for i in &self.insts() {
             let since = match self.ctx.bus.last_tick(&i.id).await {
                 Ok(Some(t)) if t.source == self.name => Some(t.ts),
                 Ok(_) => None,
@@ -748,19 +871,16 @@ impl Shared {
     async fn main(self: Arc<Self>) -> Result<(), String> {
         let since = self.log_since().await;
         // Realtime KRX trades.
-        if self.s.ws_enabled && !self.by_code.is_empty() {
-            *lock(&self.ws_state) = WsState::Connecting;
-            tokio::spawn(ws::run(self.clone()));
-        }
+        self.start_ws();
         // The start snapshot of every instrument, whatever the market state.
-        let all: Vec<&Inst> = self.insts.iter().collect();
+        let start = self.insts();
+        let all: Vec<&Inst> = start.iter().collect();
         self.poll(&all).await;
-        let mut last_poll: HashMap<&'static str, DateTime<Utc>> = HashMap::new();
-        let now = Utc::now();
-        last_poll.insert("krx", now);
-        last_poll.insert("us", now);
+        let mut gate = PollGate::started(self.s.market_hours, Utc::now());
+        // Instruments users add from now on.
+        tokio::spawn(users::run(self.clone()));
         // History the log is missing.
-        for inst in &self.insts {
+        for inst in &start {
             if self.ctx.cancel.is_cancelled() {
                 return Ok(());
             }
@@ -774,24 +894,18 @@ impl Shared {
             sched.fired().await;
             let now = Utc::now();
             let live = lock(&self.ws_live).clone();
-            for market in ["krx", "us"] {
-                let due = !self.s.market_hours
-                    || Calendar::embedded().should_poll(
-                        market,
-                        now,
-                        last_poll.get(market).copied(),
-                    );
-                if !due {
+            let served = self.insts();
+            for market in MARKETS {
+                if !gate.due(market, now) {
                     continue;
                 }
-                let insts: Vec<&Inst> = self
-                    .insts
+                let insts: Vec<&Inst> = served
                     .iter()
                     .filter(|i| i.target.market() == market)
                     .filter(|i| !matches!(&i.target, Target::KrxStock(c) if live.contains(c)))
                     .collect();
                 if self.poll(&insts).await {
-                    last_poll.insert(market, now);
+                    gate.polled(market, now);
                 }
             }
         }

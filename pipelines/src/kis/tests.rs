@@ -568,3 +568,117 @@ async fn over_limit_answers_back_off_then_succeed() {
     let v = rest.overseas_price("NYS", "GOOG").await.unwrap();
     assert_eq!(overseas_price(&v, "GOOG"), Err(ParseError::Empty));
 }
+
+// ---- market-hours gating (a driven clock, no sleeps) ----------------------------------------
+
+/// Drive `gate` for `market` from `from` to `to` (KST) in 30 s steps, polling whenever it is
+/// due (every poll answers); the times polled.
+fn drive(gate: &mut PollGate, market: &'static str, from: &str, to: &str) -> Vec<DateTime<Utc>> {
+    let kst = |t: &str| {
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M")
+            .unwrap()
+            .and_local_timezone(parse::kst())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let (mut now, end) = (kst(from), kst(to));
+    let mut polled = Vec::new();
+    while now < end {
+        if gate.due(market, now) {
+            gate.polled(market, now);
+            polled.push(now);
+        }
+        now += chrono::Duration::seconds(30);
+    }
+    polled
+}
+
+fn kst_hm(t: DateTime<Utc>) -> String {
+    t.with_timezone(&parse::kst())
+        .format("%a %H:%M")
+        .to_string()
+}
+
+/// KRX with the calendar: polled through Friday's sessions (NXT pre 08:00–08:50, regular
+/// 09:00–15:30, NXT post to 20:00), one close snapshot right after each session ends and
+/// nothing between; nothing over the weekend; nothing on a holiday (Christmas) after its one
+/// snapshot of the last close; polled again on Monday from 08:00. Off: polled always.
+#[test]
+fn krx_is_polled_in_session_once_after_the_close_and_never_while_closed() {
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 4)
+        .unwrap()
+        .and_hms_opt(7, 0, 0)
+        .unwrap()
+        .and_local_timezone(parse::kst())
+        .unwrap()
+        .with_timezone(&Utc);
+    // Started before Friday's pre-market (the start snapshot counts).
+    let mut gate = PollGate::started(true, start);
+    let early = drive(&mut gate, "krx", "2026-12-04 07:00", "2026-12-04 08:00");
+    assert!(
+        early.is_empty(),
+        "closed before 08:00: {:?}",
+        early.iter().map(|t| kst_hm(*t)).collect::<Vec<_>>()
+    );
+    let day = drive(&mut gate, "krx", "2026-12-04 08:00", "2026-12-04 20:00");
+    // 08:00–08:50 and 09:00–20:00 every step, plus one snapshot after the pre-market ends.
+    assert_eq!(day.len(), 100 + 1 + 1320, "{}", day.len());
+    let gap: Vec<String> = day
+        .iter()
+        .map(|t| kst_hm(*t))
+        .filter(|t| t.as_str() > "Fri 08:49" && t.as_str() < "Fri 09:00")
+        .collect();
+    assert_eq!(gap, ["Fri 08:50"], "one snapshot after the pre-market ends");
+    // After the last session: exactly one close snapshot, at once; then nothing all weekend.
+    let night = drive(&mut gate, "krx", "2026-12-04 20:00", "2026-12-07 08:00");
+    assert_eq!(
+        night.iter().map(|t| kst_hm(*t)).collect::<Vec<_>>(),
+        ["Fri 20:00"],
+        "exactly one close snapshot"
+    );
+    let monday = drive(&mut gate, "krx", "2026-12-07 08:00", "2026-12-07 08:10");
+    assert_eq!(monday.len(), 20, "open again on Monday");
+    assert_eq!(kst_hm(monday[0]), "Mon 08:00");
+
+    // A holiday (2026-12-25, a Friday), started that morning: the start snapshot only.
+    let xmas = chrono::NaiveDate::from_ymd_opt(2026, 12, 25)
+        .unwrap()
+        .and_hms_opt(6, 0, 0)
+        .unwrap()
+        .and_local_timezone(parse::kst())
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut gate = PollGate::started(true, xmas);
+    assert!(drive(&mut gate, "krx", "2026-12-25 06:00", "2026-12-28 07:59").is_empty());
+
+    // Market hours off (demos, tests): due at every step.
+    let mut gate = PollGate::started(false, start);
+    assert_eq!(
+        drive(&mut gate, "krx", "2026-12-05 12:00", "2026-12-05 13:00").len(),
+        120
+    );
+}
+
+/// The US market follows New York's sessions (04:00–20:00 NY, i.e. 18:00–10:00 KST in
+/// winter): one close snapshot after Friday's post-market, none over the weekend.
+#[test]
+fn us_is_polled_on_new_york_hours_with_one_close_snapshot() {
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 4)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_local_timezone(parse::kst())
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut gate = PollGate::started(true, start);
+    // Friday 12:00–18:00 KST = 22:00 Thu – 04:00 Fri NY: closed.
+    assert!(drive(&mut gate, "us", "2026-12-04 12:00", "2026-12-04 18:00").is_empty());
+    let session = drive(&mut gate, "us", "2026-12-04 18:00", "2026-12-05 10:00");
+    assert_eq!(session.len(), 16 * 120, "04:00–20:00 New York");
+    let after = drive(&mut gate, "us", "2026-12-05 10:00", "2026-12-07 17:59");
+    assert_eq!(
+        after.iter().map(|t| kst_hm(*t)).collect::<Vec<_>>(),
+        ["Sat 10:00"],
+        "one close snapshot after 20:00 New York, then the weekend"
+    );
+}

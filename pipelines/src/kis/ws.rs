@@ -9,6 +9,8 @@
 //! - A code moves from REST to the socket only when its subscription is acknowledged; when the
 //!   session drops every code goes back to REST at once, and after the next subscription the
 //!   minutes missed since each code's last trade are backfilled from the minute chart.
+//! - A KRX code added at run time (a user's, [`super::users`]) is subscribed on the open
+//!   session if it fits under the cap, else polled.
 //! - PINGPONG is echoed as the same text; the library's own pings are off. The session is
 //!   declared dead after no frame of any kind for `ws_idle_timeout`.
 //! - Malformed frames and records are counted and skipped; the session stays.
@@ -107,8 +109,9 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
     };
     // Codes to subscribe: the first `ws_max_subscriptions`; the rest stay on REST.
     let cap = sh.s.ws_max_subscriptions;
-    let mut codes: Vec<String> = sh.by_code.keys().cloned().collect();
-    codes.sort();
+    let mut codes: Vec<String> = sh.codes();
+    // Every code this session has taken care of (subscribed, or left to REST over the cap).
+    let mut seen: std::collections::HashSet<String> = codes.iter().cloned().collect();
     let over: Vec<String> = codes.split_off(codes.len().min(cap));
     {
         let mut refused = lock(&sh.ws_refused);
@@ -138,6 +141,22 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
             _ = cancel.cancelled() => {
                 let _ = ws.close(None).await;
                 return End::Cancelled;
+            }
+            _ = sh.ws_added.notified() => {
+                // Codes added since: subscribe what fits, poll the rest.
+                for code in sh.codes() {
+                    if !seen.insert(code.clone()) {
+                        continue;
+                    }
+                    let taken = seen.len() - lock(&sh.ws_refused).len();
+                    if taken <= cap {
+                        pending.push_back(code);
+                    } else {
+                        tracing::warn!(source = "kis", code = %code, cap, "no WebSocket subscription left; polled over REST");
+                        lock(&sh.ws_refused).insert(code);
+                    }
+                }
+                sh.report().await;
             }
             _ = sub_timer.tick(), if !pending.is_empty() => {
                 let Some(code) = pending.pop_front() else { continue };
@@ -174,7 +193,7 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
                     }
                     Ok(Frame::Control(c)) => match c.ack() {
                         Ack::Subscribed | Ack::Already => {
-                            if sh.by_code.contains_key(&c.tr_key) {
+                            if sh.id_of_code(&c.tr_key).is_some() {
                                 lock(&sh.ws_live).insert(c.tr_key.clone());
                                 lock(&sh.ws_refused).remove(&c.tr_key);
                                 acked += 1;
@@ -193,7 +212,7 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
                         Ack::CapReached | Ack::Failed => {
                             sh.count_error(if c.ack() == Ack::CapReached { "ws_cap" } else { "ws_subscribe" });
                             tracing::warn!(source = "kis", code = %c.tr_key.chars().take(12).collect::<String>(), msg_cd = %c.msg_cd, msg = %c.msg1.chars().take(80).collect::<String>(), "subscription refused; polled over REST");
-                            if sh.by_code.contains_key(&c.tr_key) {
+                            if sh.id_of_code(&c.tr_key).is_some() {
                                 lock(&sh.ws_refused).insert(c.tr_key.clone());
                                 lock(&sh.ws_live).remove(&c.tr_key);
                             }
@@ -215,7 +234,7 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
                         }
                         let mut items = Vec::with_capacity(obs.len());
                         for o in obs {
-                            let Some(id) = sh.by_code.get(&o.key) else {
+                            let Some(id) = sh.id_of_code(&o.key) else {
                                 sh.count_error("unknown_code");
                                 continue;
                             };
@@ -224,7 +243,7 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
                                 let e = lt.entry(o.key.clone()).or_insert(o.ts);
                                 *e = (*e).max(o.ts);
                             }
-                            items.push((id.clone(), o));
+                            items.push((id, o));
                         }
                         if !items.is_empty() {
                             good += 1;
@@ -252,10 +271,9 @@ async fn session(sh: &Arc<Shared>, backoff: &mut Backoff) -> End {
 /// current minute (exclusive), from the minute chart.
 async fn gap_backfill(sh: Arc<Shared>, code: String, last: i64) {
     let Some(inst) = sh
-        .insts
-        .iter()
+        .insts()
+        .into_iter()
         .find(|i| matches!(&i.target, super::Target::KrxStock(c) if *c == code))
-        .cloned()
     else {
         return;
     };

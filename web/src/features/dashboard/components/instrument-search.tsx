@@ -1,7 +1,9 @@
 "use client";
 
 // A combobox over `/api/v1/instruments`: type a Korean or English name or a code, pick with
-// the arrow keys and Enter (or a click); Escape cancels.
+// the arrow keys and Enter (or a click); Escape cancels. A 6-digit KRX code or an uppercase US
+// ticker that nothing lists yet is offered too ("005930 추가 (KRX)"): the server checks it with
+// KIS when it is subscribed, and its quote appears once KIS has a price for it.
 import { useQuery } from "@tanstack/react-query";
 import { useId, useMemo, useState } from "react";
 import { instrumentQueries } from "@/lib/api";
@@ -24,6 +26,29 @@ export function matchInstruments(all: readonly Instrument[], query: string, excl
     .map((x) => x.i);
 }
 
+/** A code typed in full that no instrument lists: a 6-digit KRX code or a US ticker (1–5
+ * uppercase letters), as the id the server checks with KIS (`stock.krx.005930`, `stock.us.TSLA`). */
+export function addableCode(
+  all: readonly Instrument[],
+  query: string,
+  exclude: readonly string[] = [],
+): { id: string; code: string; venue: "KRX" | "US" } | null {
+  const q = query.trim();
+  const pick = /^\d{6}$/.test(q)
+    ? { id: `stock.krx.${q}`, code: q, venue: "KRX" as const }
+    : /^[A-Z]{1,5}$/.test(q)
+      ? { id: `stock.us.${q}`, code: q, venue: "US" as const }
+      : null;
+  if (pick === null || exclude.includes(pick.id) || all.some((i) => i.id === pick.id)) return null;
+  return pick;
+}
+
+interface Option {
+  id: string;
+  label: string;
+  code: string;
+}
+
 export function InstrumentSearch({
   exclude,
   onPick,
@@ -40,7 +65,14 @@ export function InstrumentSearch({
   const [query, setQuery] = useState("");
   const [active, setActive] = useState(0);
   const listId = useId();
-  const results = useMemo(() => matchInstruments(instruments ?? [], query, exclude).slice(0, 12), [instruments, query, exclude]);
+  const results = useMemo((): Option[] => {
+    const found: Option[] = matchInstruments(instruments ?? [], query, exclude)
+      .slice(0, 12)
+      .map((i) => ({ id: i.id, label: lang === "ko" ? i.name_ko : i.name_en, code: i.id.split(".").slice(2).join(".") }));
+    const add = addableCode(instruments ?? [], query, exclude);
+    if (add) found.push({ id: add.id, label: lang === "ko" ? `${add.code} 추가 (${add.venue})` : `Add ${add.code} (${add.venue})`, code: add.venue });
+    return found;
+  }, [instruments, query, exclude, lang]);
   const current = Math.min(active, Math.max(results.length - 1, 0));
 
   return (
@@ -98,8 +130,8 @@ export function InstrumentSearch({
             onMouseEnter={() => setActive(n)}
             className={`flex cursor-pointer items-baseline justify-between gap-2 px-2 py-1.5 ${n === current ? "bg-sky-50 dark:bg-sky-900/40" : ""}`}
           >
-            <span className="truncate">{lang === "ko" ? i.name_ko : i.name_en}</span>
-            <span className="shrink-0 text-xs text-slate-500">{i.id.split(".").slice(2).join(".")}</span>
+            <span className="truncate">{i.label}</span>
+            <span className="shrink-0 text-xs text-slate-500">{i.code}</span>
           </li>
         ))}
       </ul>

@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect, priceOf, seePriceChange, test } from "./fixtures";
+import { expect, priceOf, row, seePriceChange, test } from "./fixtures";
 
 const BTC = "crypto.upbit.KRW-BTC";
 const shots = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "test-results", "screenshots");
@@ -162,6 +162,117 @@ test("the header control starts a replay at a chosen speed; a bad link says so a
   await expect(banner).toHaveCount(0);
   await page.getByTestId("lang-toggle").click();
   await seePriceChange(page, BTC);
+});
+
+interface Article {
+  id: string;
+  title: string;
+  url: string;
+  published: number;
+}
+
+test("the news widget stands at the replay clock, and live news is back at once after", async ({ page }) => {
+  test.setTimeout(180_000);
+  // Two headlines at least 30 s apart (the sim publishes three at start, then one every 30–90 s).
+  let pair: [Article, Article] | null = null;
+  await expect
+    .poll(
+      async () => {
+        const res = await page.request.get("/api/v1/news?limit=50");
+        const news = ((await res.json()) as { news: Article[] }).news;
+        pair = null;
+        for (let i = 0; i + 1 < news.length && !pair; i++) {
+          if (news[i]!.published - news[i + 1]!.published >= 30_000) pair = [news[i]!, news[i + 1]!];
+        }
+        return pair !== null;
+      },
+      { timeout: 150_000, intervals: [5_000] },
+    )
+    .toBe(true);
+  const [newer, older] = pair!;
+  // At 1× the replay clock stays between the two for 15 s: the newer one must not show.
+  const from = newer.published - 15_000;
+  await page.goto(`/?replay=${from}&speed=1`);
+  await expect(page.getByTestId("replay-banner")).toBeVisible();
+  const widget = page.locator("[data-testid=widget][data-kind=news]").first();
+  await widget.getByRole("button", { name: "전체", exact: true }).click();
+  const list = widget.getByTestId("news-list");
+  await expect(list).toHaveAttribute("data-replay", "true");
+  await expect(widget.getByTestId("news-replay-mark")).toContainText("재생 시점 뉴스");
+  await expect(widget.getByTestId("news-replay-mark")).toContainText("KST 기준 — 실시간 아님");
+  // The newest headline shown is the one published before the replay's start.
+  await expect(list.getByTestId("news-item").first()).toHaveAttribute("data-published", String(older.published));
+  const shown = async () => {
+    const asOf = Number(await list.getAttribute("data-as-of"));
+    const times = await list.getByTestId("news-item").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-published"))));
+    return { asOf, times };
+  };
+  const at = await shown();
+  expect(at.times.length).toBeGreaterThanOrEqual(1);
+  expect(at.asOf).toBeGreaterThanOrEqual(from);
+  expect(at.asOf).toBeLessThan(newer.published);
+  for (const t of at.times) expect(t).toBeLessThanOrEqual(at.asOf);
+  // (Sim headlines repeat their wording; the link is the article's own.)
+  expect(newer.url).toBeTruthy();
+  await expect(list.locator(`a[href="${older.url}"]`)).toHaveCount(1);
+  await expect(list.locator(`a[href="${newer.url}"]`)).toHaveCount(0);
+  await widget.screenshot({ path: path.join(shots, "replay-news-1440.png") });
+
+  // Back to live: the live list, newest headline included, without waiting for a fetch.
+  await page.getByTestId("replay-exit").click();
+  await expect(list).toHaveAttribute("data-replay", "false", { timeout: 1_000 });
+  await expect(widget.getByTestId("news-replay-mark")).toHaveCount(0);
+  const first = Number(await list.getByTestId("news-item").first().getAttribute("data-published"));
+  expect(first).toBeGreaterThanOrEqual(newer.published);
+});
+
+test("a replay from before any stored data says so, shows where records begin, and jumps there", async ({ page }) => {
+  test.setTimeout(120_000);
+  const res = await page.request.get(`/api/v1/candles/${BTC}?interval=1m&limit=5000&from=${Date.now() - 24 * 3600_000}`);
+  const firstMinute = ((await res.json()) as { candles: { t: number }[] }).candles[0]?.t;
+  expect(firstMinute).toBeDefined();
+  const before = firstMinute! - 3600_000;
+
+  // A range wholly before the records: it ends at once, with nothing, and the banner says so.
+  await page.goto(`/?replay=${before}&until=${before + 600_000}&speed=60`);
+  const banner = page.getByTestId("replay-banner");
+  await expect(banner).toHaveAttribute("data-status", "ended");
+  const empty = page.getByTestId("replay-empty");
+  await expect(empty).toHaveAttribute("data-kind", "nothing");
+  await expect(empty).toContainText("이 구간에는 기록된 시세가 없습니다");
+  await expect(page.getByTestId("replay-data-from")).toContainText(/기록은 \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} KST부터 있습니다/);
+  expect(Number(await empty.getAttribute("data-next"))).toBeGreaterThanOrEqual(firstMinute!);
+  await expect(row(page, BTC).getByTestId("replay-gap")).toHaveText("기록 없음");
+  await page.getByTestId("lang-toggle").click();
+  await expect(empty).toContainText("No prices were recorded in this range");
+  await page.getByTestId("lang-toggle").click();
+
+  // Open-ended from an hour before: the empty windows pass at once and the first ticks are
+  // found ahead of the replay clock; the notice says where they begin, each row too.
+  await page.goto(`/?replay=${before}&speed=1`);
+  await expect(banner).toHaveAttribute("data-status", "playing");
+  await expect(empty).toHaveAttribute("data-kind", "all");
+  await expect(empty).toContainText("이 시점에는 기록된 시세가 없습니다");
+  await expect(page.getByTestId("replay-data-from")).toContainText("KST부터 있습니다");
+  const next = Number(await empty.getAttribute("data-next"));
+  expect(next).toBeGreaterThanOrEqual(firstMinute!);
+  expect(next).toBeLessThan(firstMinute! + 120_000);
+  const gap = row(page, BTC).getByTestId("replay-gap");
+  await expect(gap).toHaveText(/^기록 없음 · \d{2}:\d{2}:\d{2}부터$|^기록 없음 · \d{2}-\d{2} \d{2}:\d{2}부터$/);
+  await expect(priceOf(page, BTC)).toHaveText("—");
+  await page.screenshot({ path: path.join(shots, "replay-empty-1440.png") });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: path.join(shots, "replay-empty-390.png") });
+  await page.setViewportSize({ width: 1440, height: 900 });
+
+  // One click replays from where the records begin: prices come, the notice goes.
+  await page.getByTestId("replay-jump").click();
+  await expect(banner).toHaveAttribute("data-from", String(next));
+  await expect(priceOf(page, BTC)).not.toHaveText("—");
+  await expect(gap).toHaveCount(0);
+  await expect(page.locator("[data-testid=replay-empty][data-kind=all]")).toHaveCount(0);
+  await page.getByTestId("replay-exit").click();
+  await expect(banner).toHaveCount(0);
 });
 
 test.beforeAll(() => {

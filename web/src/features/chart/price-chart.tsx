@@ -7,7 +7,7 @@
 // shifted to KST wall clock (see lib/candles). A bucket with no trade while the market was open
 // is drawn as a hole (whitespace points, see ./gaps), never bridged. During a 시점 재생 the
 // history is the one at the replay's start and the last candle grows from replayed ticks only.
-import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery } from "@tanstack/react-query";
 import {
   CandlestickSeries,
   ColorType,
@@ -29,7 +29,8 @@ import { useFeed } from "@/features/live/feed-context";
 import { usePrefs } from "@/features/prefs/prefs";
 import { replayCandleQueries } from "@/features/replay/replay-api";
 import { useReplayView } from "@/features/replay/replay-context";
-import { candleQueries, newsQueries } from "@/lib/api";
+import { useNews } from "@/features/replay/use-news";
+import { candleQueries } from "@/lib/api";
 import { applyTick, candleAt, INTERVAL_MS, mergePages, toChartTime } from "@/lib/candles";
 import { formatPrice, formatVolume, priceDigits } from "@/lib/format";
 import type { ChartStyle } from "@/lib/layout";
@@ -112,7 +113,8 @@ export default function PriceChart({
   const loadedKey = useRef("");
   // Calendar answers behind the gaps, kept for the life of the chart (redraws cost ~nothing).
   const [gapCal] = useState(() => new GapCalendar());
-  const news = useQuery(newsQueries.list(id)).data;
+  // During a replay only the headlines published by the replay clock are marked.
+  const news = useNews(id).items;
   const paging = useRef({ hasNext: false, fetching: false, fetchNext: () => {} });
 
   useEffect(() => {

@@ -36,6 +36,13 @@ const ko = {
   dismiss: "닫기",
   replayClock: "재생",
   connected: "연결됨 · 재생 중",
+  newsAsOf: "재생 시점 뉴스",
+  newsNone: "이 시점까지 나온 뉴스가 없습니다",
+  noDataAt: "이 시점에는 기록된 시세가 없습니다",
+  noDataRange: "이 구간에는 기록된 시세가 없습니다",
+  noDataRow: "기록 없음",
+  jumpToData: "기록이 있는 시점부터 재생",
+  someNoData: "일부 종목은 이 시점에 기록된 시세가 없습니다",
 } as const;
 
 export type ReplayMessageKey = keyof typeof ko;
@@ -75,10 +82,32 @@ const en: Record<ReplayMessageKey, string> = {
   dismiss: "Dismiss",
   replayClock: "REPLAY",
   connected: "Connected · replaying",
+  newsAsOf: "News at the replay time",
+  newsNone: "No news had been published by this time",
+  noDataAt: "No prices were recorded at this time",
+  noDataRange: "No prices were recorded in this range",
+  noDataRow: "No record",
+  jumpToData: "Replay from where records begin",
+  someNoData: "Some instruments have no recorded prices at this time",
 };
 
 const MESSAGES: Record<Lang, Record<ReplayMessageKey, string>> = { ko, en };
 
 export function replayText(lang: Lang, key: ReplayMessageKey): string {
   return MESSAGES[lang][key];
+}
+
+/** "기록은 … KST부터 있습니다" / "Records begin at … KST". */
+export function dataFromText(lang: Lang, time: string): string {
+  return lang === "ko" ? `기록은 ${time} KST부터 있습니다` : `Records begin at ${time} KST`;
+}
+
+/** A row's short form: "18:32:05부터" / "from 18:32:05". */
+export function rowFromText(lang: Lang, time: string): string {
+  return lang === "ko" ? `${time}부터` : `from ${time}`;
+}
+
+/** "… KST 기준" / "as of … KST". */
+export function asOfText(lang: Lang, time: string): string {
+  return lang === "ko" ? `${time} KST 기준` : `as of ${time} KST`;
 }

@@ -99,3 +99,33 @@ export const replaySparkQueries = {
       gcTime: 60_000,
     }),
 };
+
+/** A day and a bit: the 1-minute rows of one KST day, DST included. */
+const DAY_MINUTES = 1500;
+
+/**
+ * When the stored minutes of `id` begin at or after `at` (epoch ms of that minute), or null when
+ * there are none: the first day from the daily candles, then its first minute. Two small reads.
+ */
+export async function firstMinuteAfter(id: string, at: number, signal?: AbortSignal): Promise<number | null> {
+  const days = await getCandles(id, "1d", { from: at, limit: 5000 }, signal);
+  // The first day may be `at`'s own, with all its minutes before `at`: then the next one has them.
+  for (const day of days.slice(0, 2)) {
+    const from = Math.max(at, day.t);
+    const minutes = await getCandles(id, "1m", { from, to: day.t + 86_400_000 + 3600_000, limit: DAY_MINUTES }, signal);
+    const first = minutes.find((c) => c.t + 60_000 > at);
+    if (first) return Math.max(first.t, at);
+  }
+  return null;
+}
+
+export const replayDataQueries = {
+  /** Where the records of `id` begin at or after `at` (for "이 구간에는 기록된 시세가 없습니다"). */
+  firstAfter: (id: string, at: number) =>
+    queryOptions({
+      queryKey: ["replay", "first", id, at] as const,
+      queryFn: ({ signal }) => firstMinuteAfter(id, at, signal),
+      staleTime: 60_000,
+      gcTime: 60_000,
+    }),
+};

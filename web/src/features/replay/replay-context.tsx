@@ -5,9 +5,10 @@
 // sets the page clock to the replay's time while one runs.
 import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
 import { useFeed } from "@/features/live/feed-context";
-import { useClock } from "@/lib/use-now";
+import { useClock, useNow } from "@/lib/use-now";
 import { socketUrl } from "@/lib/ws-protocol";
 import { ReplayController, socketChannels, type ReplaySnapshot } from "./replay-controller";
+import { gapAt, type Gap } from "./replay-gaps";
 import type { ReplayView } from "./replay-session";
 import { withReplaySearch, type ReplayParams } from "./replay-url";
 
@@ -21,7 +22,7 @@ export interface ReplayApi {
 
 const ReplayContext = createContext<{ controller: ReplayController; api: ReplayApi } | null>(null);
 
-const EMPTY: ReplaySnapshot = { view: null, invalidLink: null };
+const EMPTY: ReplaySnapshot = { view: null, invalidLink: null, ids: [], coverage: new Map() };
 
 function setUrl(params: ReplayParams | null): void {
   const url = new URL(window.location.href);
@@ -93,4 +94,11 @@ export function useReplaySnapshot(): ReplaySnapshot {
 /** The replay on screen, or null while live. */
 export function useReplayView(): ReplayView | null {
   return useReplaySnapshot().view;
+}
+
+/** Whether instrument `id` has no recorded price at the replay clock (null: live, or it has). */
+export function useReplayGap(id: string): Gap | null {
+  const { view, coverage } = useReplaySnapshot();
+  const now = useNow();
+  return view ? gapAt(coverage.get(id), now) : null;
 }

@@ -4,9 +4,10 @@ import { QueryClient } from "@tanstack/react-query";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FakeSocket } from "@/features/live/fake-socket";
 import { LiveFeed } from "@/features/live/live-feed";
-import { quoteQueries } from "@/lib/api";
+import { newsQueries, quoteQueries } from "@/lib/api";
 import type { Quote } from "@/lib/types";
 import { MAX_REPLAY_IDS, ReplayController, socketChannels } from "./replay-controller";
+import { replayNewsQueries } from "./replay-news";
 import { WINDOW_REAL_MS } from "./replay-session";
 
 const A = "crypto.upbit.KRW-BTC";
@@ -214,7 +215,7 @@ describe("ReplayController", () => {
   it("opens a replay from a link, and says when a link cannot be used", () => {
     const c = makeController();
     expect(c.openLink("?layout=x")).toBe(false);
-    expect(c.getSnapshot()).toEqual({ view: null, invalidLink: null });
+    expect(c.getSnapshot()).toMatchObject({ view: null, invalidLink: null });
     expect(c.openLink(`?replay=${WALL + 60_000}`)).toBe(false);
     expect(c.getSnapshot().invalidLink).toBe("future");
     expect(c.openLink(`?replay=${T0}&speed=60`)).toBe(true);
@@ -235,6 +236,44 @@ describe("ReplayController", () => {
     first.serverSend(tickFrame(quote(A, 1, T0 + 70_000), true));
     advance(10_000);
     expect(cached(A)).toBeNull();
+  });
+
+  it("records where a replay starting before any data finds its first ticks (for the empty notice)", () => {
+    const c = makeController();
+    c.start({ from: T0, to: null, speed: 1 });
+    const rs = FakeSocket.all[1]!;
+    rs.serverOpen();
+    expect(c.getSnapshot().ids).toEqual([A, B]);
+    expect(c.getSnapshot().coverage.size).toBe(0);
+    // The first window holds nothing: both are known to be empty up to its end, and the next is asked for.
+    rs.serverSend(JSON.stringify({ type: "replay_end", ids: [A, B], count: 0 }));
+    const w1 = T0 + WINDOW_REAL_MS;
+    expect(c.getSnapshot().coverage.get(A)).toEqual({ first: null, scannedTo: w1 });
+    expect(c.getSnapshot().coverage.get(B)).toEqual({ first: null, scannedTo: w1 });
+    expect(rs.ops()).toHaveLength(2);
+    // The next window has A's first tick, far ahead of the clock: it is recorded at once, shown later.
+    rs.serverSend(tickFrame(quote(A, 7, w1 + 120_000), true));
+    expect(c.getSnapshot().coverage.get(A)).toEqual({ first: w1 + 120_000, scannedTo: w1 });
+    advance(1_000);
+    expect(cached(A)).toBeNull();
+    // A new replay forgets all that.
+    c.start({ from: T0 + 1, to: null, speed: 1 });
+    expect(c.getSnapshot().coverage.size).toBe(0);
+    c.exit();
+    expect(c.getSnapshot().ids).toEqual([]);
+  });
+
+  it("keeps live news out of the replay's news, and the live list current for the way back", () => {
+    const c = makeController();
+    c.start({ from: T0, to: null, speed: 1 });
+    const past = replayNewsQueries.asOf(null, T0 + 60_000).queryKey;
+    const old = { id: "old", source: "sim", title: "old", summary: null, url: "https://x/old", image: null, published: T0 - 60_000, language: "ko", instruments: [A] };
+    qc.setQueryData(past, [old]);
+    qc.setQueryData(newsQueries.list(null).queryKey, [old]);
+    live.serverSend(JSON.stringify({ type: "news", id: "fresh", source: "sim", title: "fresh", url: "https://x/fresh", published: WALL, instruments: [A] }));
+    expect(qc.getQueryData(past)?.map((n) => n.id)).toEqual(["old"]);
+    expect(qc.getQueryData(newsQueries.list(null).queryKey)?.map((n) => n.id)).toEqual(["fresh", "old"]);
+    c.exit();
   });
 });
 

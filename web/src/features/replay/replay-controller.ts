@@ -10,6 +10,7 @@ import type { ReplayHook } from "@/features/live/live-feed";
 import { LiveSocket } from "@/features/live/live-socket";
 import type { Quote } from "@/lib/types";
 import type { ClientOp, ServerFrame } from "@/lib/ws-protocol";
+import { withScanned, withTicks, type Coverages } from "./replay-gaps";
 import { ReplaySession, type ReplayView } from "./replay-session";
 import { parseReplaySearch, type ReplayParams } from "./replay-url";
 
@@ -22,7 +23,13 @@ export const RELEASE_MS = 100;
 export interface ReplaySnapshot {
   view: ReplayView | null;
   invalidLink: "time" | "future" | "range" | null;
+  /** The instruments this replay was asked for (kept after it ends). */
+  ids: readonly string[];
+  /** Per instrument: its first replayed tick and how far finished windows looked (replay-gaps). */
+  coverage: Coverages;
 }
+
+const NO_COVERAGE: Coverages = new Map();
 
 /** The part of the LiveFeed a replay needs. */
 export interface ReplayFeed {
@@ -79,7 +86,9 @@ export class ReplayController implements ReplayHook {
   private session: ReplaySession | null = null;
   private channels: Channel[] = [];
   private timer: unknown = null;
-  private snapshot: ReplaySnapshot = { view: null, invalidLink: null };
+  private snapshot: ReplaySnapshot = { view: null, invalidLink: null, ids: [], coverage: NO_COVERAGE };
+  private coverage: Coverages = NO_COVERAGE;
+  private replayIds: readonly string[] = [];
   private readonly listeners = new Set<() => void>();
   private readonly now: () => number;
 
@@ -127,6 +136,8 @@ export class ReplayController implements ReplayHook {
     this.closeChannels();
     this.snapshot = { ...this.snapshot, invalidLink: null };
     this.session = new ReplaySession(params, this.now());
+    this.coverage = NO_COVERAGE;
+    this.replayIds = [];
     this.opts.feed.enterReplay(this);
     this.addChannels(this.opts.feed.ids);
     if (this.timer === null) {
@@ -187,6 +198,9 @@ export class ReplayController implements ReplayHook {
       });
       this.channels.push(ch);
     }
+    const known = new Set(this.replayIds);
+    const added = unique.filter((id) => !known.has(id));
+    if (added.length > 0) this.replayIds = [...this.replayIds, ...added];
   }
 
   private closeChannels(): void {
@@ -224,7 +238,10 @@ export class ReplayController implements ReplayHook {
         for (const t of frame.ticks) if (ch.cursor === null || t.ts > ch.cursor) ch.cursor = t.ts;
         const before = s.state.status;
         s.receive(frame.ticks);
-        if (s.state.status !== before) this.emit();
+        const coverage = withTicks(this.coverage, frame.ticks, s.params.from);
+        const changed = coverage !== this.coverage;
+        this.coverage = coverage;
+        if (s.state.status !== before || changed) this.emit();
         return;
       }
       case "replay_end": {
@@ -236,6 +253,7 @@ export class ReplayController implements ReplayHook {
         }
         ch.running = false;
         ch.done = true;
+        this.coverage = withScanned(this.coverage, ch.ids, s.state.windowTo);
         this.maybeNextWindow();
         return;
       }
@@ -278,7 +296,11 @@ export class ReplayController implements ReplayHook {
   private emit(): void {
     this.lastEmit = this.now();
     const view = this.session ? this.session.state : null;
-    if (view !== this.snapshot.view) this.snapshot = { ...this.snapshot, view };
+    const coverage = this.session ? this.coverage : NO_COVERAGE;
+    const ids = this.session ? this.replayIds : [];
+    if (view !== this.snapshot.view || coverage !== this.snapshot.coverage || ids !== this.snapshot.ids) {
+      this.snapshot = { ...this.snapshot, view, coverage, ids };
+    }
     for (const l of this.listeners) l();
   }
 }

@@ -6,6 +6,9 @@ import { useQuery } from "@tanstack/react-query";
 import { memo, useState } from "react";
 import { useFeedState, useQuote } from "@/features/live/feed-context";
 import { usePrefs } from "@/features/prefs/prefs";
+import { replayText, rowFromText } from "@/features/replay/messages";
+import { useReplayGap } from "@/features/replay/replay-context";
+import { shortKst } from "@/features/replay/replay-gaps";
 import { sourceQueries } from "@/lib/api";
 import { direction, formatChange, formatPrice, formatRate, formatTimeAgo, formatVolume } from "@/lib/format";
 import { freshness, looksLive, type FreshnessKind } from "@/lib/freshness";
@@ -56,6 +59,8 @@ export const QuoteRow = memo(function QuoteRow({
   const { t, lang } = usePrefs();
   const quote = useQuote(id);
   const now = useNow();
+  // During a replay: no recorded price of this instrument at the replay clock (and when it begins).
+  const gap = useReplayGap(id);
   const connected = useFeedState().status === "open";
   const sourceState = useQuery({ ...sourceQueries.all(), select: (l: SourceInfo[]) => sourceStateOf(l, quote?.source) }).data ?? null;
   const market = instrument?.market ?? "crypto";
@@ -97,14 +102,21 @@ export const QuoteRow = memo(function QuoteRow({
           {name}
         </div>
         <div className="flex items-center gap-1.5 text-[11px] text-slate-500 dark:text-slate-400">
-          {mark ? (
+          {gap && !quote ? null : mark ? (
             <span data-testid="fresh-mark" className={`rounded border px-1 leading-4 font-semibold ${mark.cls}`}>
               {t(mark.key)}
             </span>
           ) : (
             <span className="inline-block h-1.5 w-1.5 rounded-full bg-emerald-500" aria-label={t("live")} />
           )}
-          <span data-testid="age" className="tabular-nums">{quote ? formatTimeAgo(quote.ts, now || quote.ts, lang) : code}</span>
+          {gap && !quote ? (
+            <span data-testid="replay-gap" data-next={gap.next ?? undefined} title={replayText(lang, "noDataAt")} className="truncate font-semibold text-violet-700 dark:text-violet-300">
+              {replayText(lang, "noDataRow")}
+              {gap.next !== null ? ` · ${rowFromText(lang, shortKst(gap.next, now))}` : ""}
+            </span>
+          ) : (
+            <span data-testid="age" className="tabular-nums">{quote ? formatTimeAgo(quote.ts, now || quote.ts, lang) : code}</span>
+          )}
           {quote?.day_volume ? <span className="hidden tabular-nums sm:inline">· {formatVolume(quote.day_volume, lang)}</span> : null}
           <KimchiBadge id={id} />
         </div>

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use sise::Stages;
 use sise_bus::replay::{replay_ticks, ReplaySpec};
@@ -424,4 +425,69 @@ async fn a_backfill_stored_long_after_its_time_needs_a_wider_slack() {
     };
     assert_eq!(read(300).await, 0, "outside the default 5-minute window");
     assert_eq!(read(3 * 3_600).await, 1, "found with a 3-hour slack");
+}
+
+/// A WebSocket replay at speed 0 of a range far larger than one pull batch, one frame batch and
+/// the client queue (tens of thousands of ticks) ends with `replay_end`, every tick once, in order.
+/// (It once stalled after the first few thousand ticks.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_replay_of_a_large_range_sends_every_tick_in_order() {
+    let n: u64 = std::env::var("SISE_TEST_REPLAY_TICKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000);
+    let app = spawn_app(test_config(&[]), Stages::EDGE).await;
+    let t0 = sise_bus::now_ms() - 120_000;
+    let mut published = 0u64;
+    while published < n {
+        let ticks: Vec<Tick> = (published..(published + 5_000).min(n))
+            .map(|k| tick(A, t0 + k as i64 / 1_000, 100.0 + k as f64, 1.0, k + 1))
+            .collect();
+        published += ticks.len() as u64;
+        app.bus.publish_ticks(&ticks).await.expect("publish");
+    }
+    let mut ws = ws_connect(&app).await;
+    ws_send(
+        &mut ws,
+        json!({"op": "replay", "ids": [A], "from": t0, "to": t0 + 120_000, "speed": 0}),
+    )
+    .await;
+    let started = Instant::now();
+    let mut next = 0u64;
+    // Read raw text frames, as a streaming client does: every server frame leads with its
+    // `{"type":…` (the bench waited forever on a replay_end whose keys came out sorted).
+    let end = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {next} of {n} replayed ticks"));
+        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = msg else {
+            continue;
+        };
+        let text = text.as_str();
+        if text.starts_with(r#"{"type":"replay_end""#) {
+            break serde_json::from_str::<Value>(text).expect("replay_end is JSON");
+        }
+        assert!(
+            text.starts_with(r#"{"type":"tick"#),
+            "{}",
+            &text[..80.min(text.len())]
+        );
+        let f: Value = serde_json::from_str(text).expect("frame is JSON");
+        for q in frame_quotes(&f) {
+            assert_eq!(q["replay"], true);
+            assert_eq!(
+                q["price"].as_f64(),
+                Some(100.0 + next as f64),
+                "tick {next} in order"
+            );
+            next += 1;
+        }
+    };
+    assert_eq!(next, n, "every tick once");
+    assert_eq!(end["count"].as_u64(), Some(n), "{end}");
+    assert!(
+        end.get("cancelled").is_none() && end.get("error").is_none(),
+        "{end}"
+    );
+    eprintln!("WS replay of {n} ticks in {:.2?}", started.elapsed());
 }

@@ -253,14 +253,13 @@ pub fn start_ws(
             _ = c.cancelled() => Outcome::Cancelled,
         };
         let count = sent.load(std::sync::atomic::Ordering::Relaxed);
-        let mut end = serde_json::json!({"type": "replay_end", "ids": ids, "count": count});
-        match outcome {
-            Outcome::Done => {}
-            Outcome::Cancelled => end["cancelled"] = true.into(),
-            Outcome::Failed => end["error"] = "the log could not be read to the end".into(),
+        let (cancelled, error) = match outcome {
+            Outcome::Done => (false, None),
+            Outcome::Cancelled => (true, None),
+            Outcome::Failed => (false, Some("the log could not be read to the end")),
             Outcome::Gone => return,
-        }
-        queue.push_frame(end.to_string().into());
+        };
+        queue.push_frame(replay_end(&ids, count, cancelled, error));
     });
     WsReplay { cancel, handle }
 }
@@ -270,6 +269,33 @@ enum Outcome {
     Cancelled,
     Failed,
     Gone,
+}
+
+/// The `replay_end` frame. A typed struct, not `json!`: serde_json's map sorts keys, which would
+/// put `"type"` last, and clients (the replay bench among them) recognise a frame by its leading
+/// `{"type":…` like every other server frame.
+fn replay_end(ids: &[InstrumentId], count: u64, cancelled: bool, error: Option<&str>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct End<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        ids: &'a [InstrumentId],
+        count: u64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        cancelled: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    }
+    let end = End {
+        kind: "replay_end",
+        ids,
+        count,
+        cancelled,
+        error,
+    };
+    serde_json::to_string(&end)
+        .unwrap_or_else(|_| r#"{"type":"replay_end"}"#.into())
+        .into()
 }
 
 /// One replay frame: a `tick` frame, or a `ticks` frame of several, each marked `replay`.
@@ -400,6 +426,19 @@ mod tests {
             two.as_str(),
             r#"{"type":"ticks","ticks":[{"id":"a"},{"id":"b"}]}"#
         );
+    }
+
+    #[test]
+    fn replay_end_leads_with_its_type() {
+        let id = InstrumentId::parse("crypto.upbit.KRW-BTC").unwrap();
+        let end = replay_end(std::slice::from_ref(&id), 7, false, None);
+        assert_eq!(
+            end.as_str(),
+            r#"{"type":"replay_end","ids":["crypto.upbit.KRW-BTC"],"count":7}"#
+        );
+        let end = replay_end(&[id], 3, true, None);
+        assert!(end.as_str().starts_with(r#"{"type":"replay_end","#));
+        assert!(end.as_str().ends_with(r#""count":3,"cancelled":true}"#));
     }
 
     #[test]

@@ -60,7 +60,7 @@ use self::parse::{Bars, Obs, ParseError};
 use self::rest::{Rest, RestError};
 use self::token::{Credentials, TokenStore};
 use crate::calendar::Calendar;
-use crate::source::{Source, SourceContext};
+use crate::source::{Source, SourceContext, StatusBoard};
 use crate::{Instrument, PipelineError};
 
 /// KIS's real-account REST base.
@@ -388,7 +388,7 @@ pub(crate) struct Shared {
     /// Consecutive poll rounds in which every request failed, and the last failure.
     rest_failing: AtomicU32,
     rest_error: Mutex<Option<String>>,
-    status: tokio::sync::Mutex<Option<(SourceState, String)>>,
+    status: tokio::sync::Mutex<StatusBoard>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -450,7 +450,7 @@ async fn run(s: KisSettings, ctx: SourceContext) -> Result<(), PipelineError> {
         last_trade: Mutex::new(HashMap::new()),
         rest_failing: AtomicU32::new(0),
         rest_error: Mutex::new(None),
-        status: tokio::sync::Mutex::new(None),
+        status: tokio::sync::Mutex::new(StatusBoard::new(source_name())),
         ctx,
         s,
     });
@@ -606,21 +606,7 @@ impl Shared {
     }
 
     pub(crate) async fn set_status(&self, state: SourceState, detail: &str) {
-        let mut cur = self.status.lock().await;
-        if cur
-            .as_ref()
-            .is_some_and(|(s, d)| *s == state && d == detail)
-        {
-            return;
-        }
-        tracing::info!(
-            source = "kis",
-            state = state.as_str(),
-            detail,
-            "source status"
-        );
-        *cur = Some((state, detail.to_owned()));
-        self.ctx.status(&self.name, state, detail).await;
+        self.status.lock().await.set(&self.ctx, state, detail).await;
     }
 
     /// Compose the status from the WebSocket's and REST's states.
@@ -717,12 +703,14 @@ impl Shared {
     /// The time a REST snapshot is stamped with, and whether the market is in session: now
     /// (to the second, like the exchange's own trade times, so a trade of the same second with
     /// a larger accumulated volume sorts after it) while the regular session runs, else its
-    /// last close (so polls of a closed market repeat one tick).
+    /// last close (so polls of a closed market repeat one tick). With market hours off
+    /// (`SISE_KIS_MARKET_HOURS=false`: a paper or demo host that trades around the clock, and the
+    /// tests) every market counts as in session, as it does for the poll gate.
     fn stamp(&self, market: &str, now: i64) -> (i64, bool) {
         let cal = Calendar::embedded();
         let at = utc(now);
         let second = now - now.rem_euclid(1000);
-        if cal.phase(market, at) == crate::calendar::Phase::Open {
+        if !self.s.market_hours || cal.phase(market, at) == crate::calendar::Phase::Open {
             return (second, true);
         }
         match cal

@@ -382,3 +382,38 @@ async fn websocket_ops() {
     }
     assert!(codes.contains(&"rate_limited".to_owned()), "{codes:?}");
 }
+
+/// Codes nobody has checked yet (candidates for the `kis` source) are bounded per edge: each
+/// costs the source KIS requests, so a client that makes up hundreds gets a clear
+/// `too_many_candidates` for those past the bound, over the socket and over REST, and nothing
+/// is recorded for them; one already waiting is still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_waiting_for_their_check_are_bounded() {
+    let app = spawn_app(test_config(&[]), Stages::EDGE).await;
+    let max = sise::edge::MAX_PENDING_CANDIDATES;
+    let mut ws = ws_connect(&app).await;
+    let t = Duration::from_secs(5);
+    let codes: Vec<String> = (0..max + 5)
+        .map(|i| format!("stock.krx.{:06}", 900_000 + i))
+        .collect();
+    ws_send(&mut ws, json!({"op": "subscribe", "ids": codes})).await;
+    let v = ws_next(&mut ws, t).await.expect("a frame");
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["code"], "too_many_candidates", "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains(&codes[max]), "{message}");
+    assert!(!message.contains(&codes[max - 1]), "{message}");
+    let snap = ws_next(&mut ws, t).await.expect("the snapshot");
+    assert_eq!(snap["type"], "snapshot", "{snap}");
+    // No price yet for any of them: absent, never a placeholder.
+    assert_eq!(snap["quotes"].as_array().map(Vec::len), Some(0), "{snap}");
+
+    // REST: one already waiting is fine, one more is refused with the same code.
+    let (s, body) = app.get(&format!("/api/v1/quotes?ids={}", codes[0])).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = app
+        .get(&format!("/api/v1/quotes?ids={}", codes[max + 1]))
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_candidates", "{body}");
+}

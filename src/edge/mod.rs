@@ -38,6 +38,10 @@ use self::error::ApiError;
 use self::hub::Hub;
 use self::quote::QuoteView;
 
+/// Most user-added ids one edge lets wait for a source's check at once (see
+/// [`Edge::watch_candidate`]).
+pub const MAX_PENDING_CANDIDATES: usize = 32;
+
 /// Everything a request handler may use.
 pub struct Edge {
     pub ns: Namespace,
@@ -84,6 +88,31 @@ impl Edge {
                 tracing::info!(%id, "user-added instrument watched");
             }
         });
+    }
+
+    /// Record a candidate (a KRX code or US ticker no source has checked yet) as watched, unless
+    /// this edge already has [`MAX_PENDING_CANDIDATES`] candidates waiting for their check: each
+    /// costs the checking source one to three requests of its rate-limited budget, so one client
+    /// cannot queue thousands of made-up codes. False when over that bound (nothing recorded).
+    pub fn watch_candidate(&self, id: &InstrumentId) -> bool {
+        let pending = match self.watched.lock() {
+            Ok(w) if w.contains(id) => return true,
+            Ok(w) => w
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        self.registry.resolve(i),
+                        sise_pipelines::Resolved::Candidate(_)
+                    )
+                })
+                .count(),
+            Err(_) => 0,
+        };
+        if pending >= MAX_PENDING_CANDIDATES {
+            return false;
+        }
+        self.watch_added(id);
+        true
     }
 
     /// A stored quote as the API shows it, with its staleness and market state at `now_ms`.

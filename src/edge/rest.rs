@@ -29,10 +29,8 @@ pub fn known(app: &AppState, raw: &str) -> Result<std::sync::Arc<Instrument>, Ap
         .map_err(|e| ApiError::bad_request("bad_instrument_id", e.to_string()))?;
     match app.registry.resolve(&id) {
         Resolved::Known(inst) => Ok(inst),
-        Resolved::Candidate(inst) => {
-            app.watch_added(&id);
-            Ok(inst)
-        }
+        Resolved::Candidate(inst) if app.watch_candidate(&id) => Ok(inst),
+        Resolved::Candidate(_) => Err(too_many_candidates(&id)),
         Resolved::Rejected(why) => Err(ApiError::not_found(
             "unknown_instrument",
             format!("no instrument {id}: {why}"),
@@ -42,6 +40,17 @@ pub fn known(app: &AppState, raw: &str) -> Result<std::sync::Arc<Instrument>, Ap
             format!("no instrument {id}"),
         )),
     }
+}
+
+/// The answer to a candidate over [`super::MAX_PENDING_CANDIDATES`].
+pub fn too_many_candidates(id: &InstrumentId) -> ApiError {
+    ApiError::bad_request(
+        "too_many_candidates",
+        format!(
+            "{id} is not checked yet and {} added codes are already waiting for their check; try again in a minute",
+            super::MAX_PENDING_CANDIDATES
+        ),
+    )
 }
 
 /// The registry's instruments, then the ones sources list (Upbit's other KRW markets), which a

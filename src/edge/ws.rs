@@ -226,6 +226,7 @@ fn check_ids(app: &AppState, ids: &[String], queue: &ClientQueue) -> Vec<Instrum
     let mut good = Vec::new();
     let mut malformed = Vec::new();
     let mut unknown = Vec::new();
+    let mut waiting = Vec::new();
     for raw in ids {
         let id = match InstrumentId::parse(raw) {
             Ok(id) => id,
@@ -243,10 +244,12 @@ fn check_ids(app: &AppState, ids: &[String], queue: &ClientQueue) -> Vec<Instrum
             // KRX code, a US ticker): a user added it, so the sources start publishing it
             // (recorded once per edge process). A candidate's snapshot has no quote until its
             // first price arrives; if the check finds nothing the socket gets an error.
-            Resolved::Known(_) | Resolved::Candidate(_) => {
+            Resolved::Known(_) => {
                 app.watch_added(&id);
                 good.push(id);
             }
+            Resolved::Candidate(_) if app.watch_candidate(&id) => good.push(id),
+            Resolved::Candidate(_) => waiting.push(id.to_string()),
             Resolved::Rejected(why) => unknown.push(format!("{id} ({why})")),
             Resolved::Unknown => unknown.push(id.to_string()),
         }
@@ -261,6 +264,16 @@ fn check_ids(app: &AppState, ids: &[String], queue: &ClientQueue) -> Vec<Instrum
         queue.push_frame(error_frame(
             "unknown_instrument",
             format!("unknown instruments: {}", unknown.join(", ")),
+        ));
+    }
+    if !waiting.is_empty() {
+        queue.push_frame(error_frame(
+            "too_many_candidates",
+            format!(
+                "not subscribed: {} ({} added codes are already waiting for their check; try again in a minute)",
+                waiting.join(", "),
+                super::MAX_PENDING_CANDIDATES
+            ),
         ));
     }
     good

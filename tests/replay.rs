@@ -571,3 +571,91 @@ async fn republish_copies_a_range_into_another_namespace_once() {
         "the republished copy carries the original Nats-Msg-Id"
     );
 }
+
+fn article(n: u64, published: i64, tags: &[&str]) -> sise_bus::News {
+    sise_bus::News {
+        v: sise_bus::SCHEMA_VERSION,
+        id: format!("{n:064x}"),
+        source: sise_bus::SourceName::parse("testnews").unwrap(),
+        title: format!("기사 {n}"),
+        summary: Some("요약".into()),
+        url: format!("https://example.com/{n}"),
+        image: None,
+        published,
+        language: Some("ko".into()),
+        instruments: tags.iter().map(|t| id(t)).collect(),
+    }
+}
+
+/// News lines: a replay of an instrument also carries the articles tagged with it that the log
+/// stored in the range (`{"type":"news","seq":…,"news":{…}}`, the fields of `GET /api/v1/news`),
+/// merged with the ticks in log order; an article of another instrument or stored after the
+/// range is not in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_replay_carries_the_news_of_the_range_in_log_order() {
+    let app = spawn_app(test_config(&[]), Stages::EDGE).await;
+    let from = sise_bus::now_ms();
+    let phase = |base: u64| -> Vec<Tick> {
+        (0..20)
+            .map(|i| tick(A, sise_bus::now_ms(), 100.0 + i as f64, 0.1, base + i))
+            .collect()
+    };
+    // Store times are milliseconds: keep the phases a few apart so their order is certain.
+    let gap = || tokio::time::sleep(Duration::from_millis(3));
+    let first = phase(1);
+    app.bus.publish_ticks(&first).await.expect("publish");
+    gap().await;
+    // Published a day before it reached the log (NewsAPI's free plan): found by its store time.
+    let a1 = article(1, from - 86_400_000, &[A]);
+    let other = article(2, from, &[B]);
+    let a3 = article(3, from, &[B, A]);
+    let s1 = app.bus.publish_news(&a1).await.expect("news");
+    app.bus.publish_news(&other).await.expect("news");
+    let s3 = app.bus.publish_news(&a3).await.expect("news");
+    gap().await;
+    let second = phase(100);
+    app.bus.publish_ticks(&second).await.expect("publish");
+    gap().await;
+    let to = sise_bus::now_ms();
+    gap().await;
+    app.bus
+        .publish_news(&article(4, to, &[A]))
+        .await
+        .expect("news");
+    app.bus.publish_ticks(&phase(200)).await.expect("publish");
+
+    let (status, _, lines) = ndjson(&app, &format!("instrument={A}&from={from}&to={to}")).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    let mut want = vec!["tick"; 20];
+    want.extend(["news", "news"]);
+    want.extend(vec!["tick"; 20]);
+    assert_eq!(kinds, want, "{lines:?}");
+    let prices: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["type"] == "tick")
+        .map(|l| l["tick"]["price"].as_f64().unwrap())
+        .collect();
+    let sent: Vec<f64> = first.iter().chain(&second).map(|t| t.price).collect();
+    assert_eq!(prices, sent);
+    let n1 = &lines[20];
+    assert_eq!(n1["seq"], s1.seq, "{n1}");
+    assert_eq!(
+        n1["news"],
+        json!({
+            "id": a1.id, "source": "testnews", "title": "기사 1", "summary": "요약",
+            "url": "https://example.com/1", "image": null, "published": a1.published,
+            "language": "ko", "instruments": [A],
+        })
+    );
+    assert_eq!(lines[21]["seq"], s3.seq);
+    assert_eq!(lines[21]["news"]["instruments"], json!([B, A]));
+
+    // Only B: the two articles tagged with it, no ticks.
+    let (_, _, lines) = ndjson(&app, &format!("instrument={B}&from={from}&to={to}")).await;
+    let titles: Vec<&str> = lines
+        .iter()
+        .map(|l| l["news"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["기사 2", "기사 3"], "{lines:?}");
+}

@@ -1,4 +1,5 @@
-//! Reading the past of the log: the replay of a time range (REST, WebSocket, `sise replay`) and
+//! Reading the past of the log: the replay of a time range (REST, WebSocket, `sise replay`; its
+//! ticks, and for REST the news stored in it, [`replay_events`]) and
 //! the sequential read of a whole stream (`sise project rebuild`).
 //!
 //! Both use JetStream *ordered* consumers (ephemeral, no acks, flow controlled by pull batches of
@@ -24,7 +25,7 @@ use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt};
 
 use crate::codec::Event;
-use crate::{Bus, BusError, Delivered, InstrumentId, Namespace, StreamKind, Tick};
+use crate::{Bus, BusError, Delivered, InstrumentId, Namespace, News, StreamKind, Tick};
 
 /// A message read from a stream, not yet decoded.
 #[derive(Debug, Clone)]
@@ -45,6 +46,31 @@ pub struct ReplayedTick {
     pub stored_ms: i64,
     pub tick: Tick,
     pub payload: Bytes,
+}
+
+/// A replayed article: the decoded event, its NEWS stream sequence and when the log stored it.
+#[derive(Debug, Clone)]
+pub struct ReplayedNews {
+    pub seq: u64,
+    pub stored_ms: i64,
+    pub news: News,
+}
+
+/// One event of a replay of ticks and news ([`replay_events`]).
+#[derive(Debug, Clone)]
+pub enum Replayed {
+    Tick(ReplayedTick),
+    News(ReplayedNews),
+}
+
+impl Replayed {
+    /// When the log stored it (epoch ms): the order of a merged replay.
+    pub fn stored_ms(&self) -> i64 {
+        match self {
+            Replayed::Tick(t) => t.stored_ms,
+            Replayed::News(n) => n.stored_ms,
+        }
+    }
 }
 
 /// What to replay: ticks of `ids` with exchange time in `[from, to)`.
@@ -254,6 +280,104 @@ pub async fn replay_ticks(
         futures::future::ready(out)
     });
     Ok(out.boxed())
+}
+
+/// Replay the articles of a range: the News events the log *stored* in `[from, to)` (when the
+/// dashboard heard of them: an article's `published` time may lie a day before, as NewsAPI's
+/// free plan delivers them) that are tagged with at least one of `spec.ids`, in log order.
+/// Undecodable messages are logged and skipped.
+pub async fn replay_news(
+    bus: &Bus,
+    spec: &ReplaySpec,
+) -> Result<BoxStream<'static, Result<ReplayedNews, BusError>>, BusError> {
+    let (_, last_seq) = last_sequence(bus, StreamKind::News).await?;
+    if spec.to <= spec.from {
+        return Ok(stream::empty().boxed());
+    }
+    let raw = ordered(
+        bus,
+        OrderedRead {
+            stream: StreamKind::News,
+            filter: None,
+            deliver: DeliverPolicy::ByStartTime {
+                start_time: ms_to_datetime(spec.from),
+            },
+            last_seq,
+            // Half-open: the first message stored at or after `to` ends it.
+            stored_until: Some(spec.to - 1),
+        },
+    )
+    .await?;
+    let (from, ids) = (spec.from, spec.ids.clone());
+    let ns = bus.ns.clone();
+    let mut skipped = 0u64;
+    let out = raw.filter_map(move |item| {
+        let out = match item {
+            Err(e) => Some(Err(e)),
+            Ok(raw) if raw.stored_ms < from => None,
+            Ok(raw) => match crate::decode::<News>(&raw.payload) {
+                Ok(news) if news.instruments.iter().any(|i| ids.contains(i)) => {
+                    Some(Ok(ReplayedNews {
+                        seq: raw.seq,
+                        stored_ms: raw.stored_ms,
+                        news,
+                    }))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    skipped += 1;
+                    if skipped <= SKIP_LOG_LIMIT {
+                        tracing::warn!(namespace = %ns, seq = raw.seq, subject = %raw.subject, error = %e, "undecodable news skipped in replay");
+                    }
+                    None
+                }
+            },
+        };
+        futures::future::ready(out)
+    });
+    Ok(out.boxed())
+}
+
+/// Replay ticks ([`replay_ticks`]) and news ([`replay_news`]) of a range as one stream in log
+/// order: the two streams merged by the time the log stored each event (a tick first on a tie).
+pub async fn replay_events(
+    bus: &Bus,
+    spec: &ReplaySpec,
+) -> Result<BoxStream<'static, Result<Replayed, BusError>>, BusError> {
+    let ticks = replay_ticks(bus, spec)
+        .await?
+        .map(|r| r.map(Replayed::Tick));
+    let news = replay_news(bus, spec).await?.map(|r| r.map(Replayed::News));
+    let parts = [ticks.boxed(), news.boxed()];
+    let state = (parts, [None, None], [true, true]);
+    Ok(stream::unfold(
+        Some(state),
+        |state: Option<(
+            [BoxStream<'static, Result<Replayed, BusError>>; 2],
+            [Option<Replayed>; 2],
+            [bool; 2],
+        )>| async move {
+            let (mut parts, mut heads, mut live) = state?;
+            for i in 0..2 {
+                if live[i] && heads[i].is_none() {
+                    match parts[i].next().await {
+                        Some(Ok(ev)) => heads[i] = Some(ev),
+                        Some(Err(e)) => return Some((Err(e), None)),
+                        None => live[i] = false,
+                    }
+                }
+            }
+            let pick = match (&heads[0], &heads[1]) {
+                (Some(t), Some(n)) => usize::from(n.stored_ms() < t.stored_ms()),
+                (Some(_), None) => 0,
+                (None, Some(_)) => 1,
+                (None, None) => return None,
+            };
+            let ev = heads[pick].take()?;
+            Some((Ok(ev), Some((parts, heads, live))))
+        },
+    )
+    .boxed())
 }
 
 /// Every event of a stream from `start_seq` through `end_seq` (inclusive), decoded, in order;

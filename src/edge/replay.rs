@@ -1,8 +1,10 @@
 //! Replay of a past range, straight from JetStream (never from a read model):
 //!
 //! - `GET /api/v1/replay?instrument=&from=&to=` streams NDJSON, one event a line
-//!   (`{"type":"tick","seq":…,"tick":{…quote fields…}}`), as the ordered consumer delivers it: the
-//!   body is produced only as fast as the client reads it, so a huge range holds memory flat.
+//!   (`{"type":"tick","seq":…,"tick":{…quote fields…}}`, and `{"type":"news","seq":…,"news":{…}}`
+//!   for the articles tagged with one of the instruments that the log stored in the range, merged
+//!   in log order: see `sise_bus::replay::replay_events`), as the ordered consumers deliver it:
+//!   the body is produced only as fast as the client reads it, so a huge range holds memory flat.
 //! - the WebSocket op `{"op":"replay","ids":[…],"from":…,"to":…,"speed":…}` sends the same
 //!   ticks as tick frames marked `"replay":true`, paced at `speed` × real time (`0`: as fast as
 //!   the client reads), then `{"type":"replay_end","ids":[…],"count":n}`. Replay frames wait for
@@ -23,7 +25,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{stream, StreamExt};
 use serde::Serialize;
-use sise_bus::replay::{replay_ticks, ReplaySpec, ReplayedTick};
+use sise_bus::replay::{
+    replay_events, replay_ticks, ReplaySpec, Replayed, ReplayedNews, ReplayedTick,
+};
 use sise_bus::InstrumentId;
 use sise_projections::latest::Quote;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +72,51 @@ pub fn write_line(buf: &mut Vec<u8>, r: &ReplayedTick) {
         tick: ReplayQuote {
             quote: Quote::from_tick(&r.tick),
             backfill: r.tick.backfill,
+        },
+    };
+    if serde_json::to_writer(&mut *buf, &line).is_ok() {
+        buf.push(b'\n');
+    }
+}
+
+/// An article as a replay line shows it: the fields of `GET /api/v1/news`.
+#[derive(Serialize)]
+struct NewsView<'a> {
+    id: &'a str,
+    source: &'a str,
+    title: &'a str,
+    summary: Option<&'a str>,
+    url: &'a str,
+    image: Option<&'a str>,
+    published: i64,
+    language: Option<&'a str>,
+    instruments: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct NewsLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    news: NewsView<'a>,
+}
+
+/// Append one NDJSON line (`{"type":"news","seq":…,"news":{…}}\n`) for a replayed article.
+pub fn write_news_line(buf: &mut Vec<u8>, r: &ReplayedNews) {
+    let n = &r.news;
+    let line = NewsLine {
+        kind: "news",
+        seq: r.seq,
+        news: NewsView {
+            id: &n.id,
+            source: n.source.as_str(),
+            title: &n.title,
+            summary: n.summary.as_deref(),
+            url: &n.url,
+            image: n.image.as_deref(),
+            published: n.published,
+            language: n.language.as_deref(),
+            instruments: n.instruments.iter().map(InstrumentId::as_str).collect(),
         },
     };
     if serde_json::to_writer(&mut *buf, &line).is_ok() {
@@ -136,7 +185,7 @@ pub async fn rest(
         to,
         slack: app.replay_slack,
     };
-    let ticks = replay_ticks(&app.bus, &spec)
+    let ticks = replay_events(&app.bus, &spec)
         .await
         .map_err(ApiError::unavailable)?;
     let started = Instant::now();
@@ -153,8 +202,12 @@ pub async fn rest(
         let mut n = count;
         for item in chunk {
             match item {
-                Ok(r) => {
+                Ok(Replayed::Tick(r)) => {
                     write_line(&mut buf, &r);
+                    n += 1;
+                }
+                Ok(Replayed::News(r)) => {
+                    write_news_line(&mut buf, &r);
                     n += 1;
                 }
                 Err(e) => {

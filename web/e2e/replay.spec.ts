@@ -260,6 +260,7 @@ test("a replay from before any stored data says so, shows where records begin, a
   const gap = row(page, BTC).getByTestId("replay-gap");
   await expect(gap).toHaveText(/^기록 없음 · \d{2}:\d{2}:\d{2}부터$|^기록 없음 · \d{2}-\d{2} \d{2}:\d{2}부터$/);
   await expect(priceOf(page, BTC)).toHaveText("—");
+  await expect(page.getByTestId("chart-replay-gap")).toContainText("이 시점에는 기록된 시세가 없습니다");
   await page.screenshot({ path: path.join(shots, "replay-empty-1440.png") });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(shots, "replay-empty-390.png") });
@@ -270,6 +271,7 @@ test("a replay from before any stored data says so, shows where records begin, a
   await expect(banner).toHaveAttribute("data-from", String(next));
   await expect(priceOf(page, BTC)).not.toHaveText("—");
   await expect(gap).toHaveCount(0);
+  await expect(page.getByTestId("chart-replay-gap")).toHaveCount(0);
   await expect(page.locator("[data-testid=replay-empty][data-kind=all]")).toHaveCount(0);
   await page.getByTestId("replay-exit").click();
   await expect(banner).toHaveCount(0);

@@ -28,7 +28,9 @@ import { useEffect, useRef, useState } from "react";
 import { useFeed } from "@/features/live/feed-context";
 import { usePrefs } from "@/features/prefs/prefs";
 import { replayCandleQueries } from "@/features/replay/replay-api";
-import { useReplayView } from "@/features/replay/replay-context";
+import { dataFromText, replayText } from "@/features/replay/messages";
+import { useReplayGap, useReplayView } from "@/features/replay/replay-context";
+import { kstText } from "@/features/replay/replay-url";
 import { useNews } from "@/features/replay/use-news";
 import { candleQueries } from "@/lib/api";
 import { applyTick, candleAt, INTERVAL_MS, mergePages, toChartTime } from "@/lib/candles";
@@ -115,6 +117,8 @@ export default function PriceChart({
   const [gapCal] = useState(() => new GapCalendar());
   // During a replay only the headlines published by the replay clock are marked.
   const news = useNews(id).items;
+  // A replay at a time without records of this instrument: say so rather than draw a blank.
+  const gap = useReplayGap(id);
   const paging = useRef({ hasNext: false, fetching: false, fetchNext: () => {} });
 
   useEffect(() => {
@@ -353,6 +357,12 @@ export default function PriceChart({
       />
       {history.isPending ? (
         <div className="absolute inset-0 flex items-center justify-center text-sm text-slate-500">{t("chartLoading")}</div>
+      ) : null}
+      {gap && history.isSuccess && history.data.pages.every((p) => p.length === 0) ? (
+        <div data-testid="chart-replay-gap" role="status" className="absolute inset-0 flex flex-col items-center justify-center gap-1 text-sm font-semibold text-violet-700 dark:text-violet-300">
+          <span>{replayText(lang, "noDataAt")}</span>
+          {gap.next !== null ? <span className="text-xs font-normal">{dataFromText(lang, kstText(gap.next))}</span> : null}
+        </div>
       ) : null}
       {history.isError ? (
         <div role="alert" className="absolute inset-0 flex items-center justify-center text-sm text-orange-700 dark:text-orange-300">

@@ -180,28 +180,34 @@ async fn ordered(
     Ok(out.boxed())
 }
 
-/// Merge streams that are each ascending by stream sequence into one ascending stream.
-fn merge_by_seq(
-    parts: Vec<BoxStream<'static, Result<RawEvent, BusError>>>,
-) -> BoxStream<'static, Result<RawEvent, BusError>> {
+/// Merge streams that are each ascending by `key` into one ascending stream (on a tie, the
+/// earlier part's item first). An error ends the merged stream after it.
+fn merge_by<T, K>(
+    parts: Vec<BoxStream<'static, Result<T, BusError>>>,
+    key: fn(&T) -> K,
+) -> BoxStream<'static, Result<T, BusError>>
+where
+    T: Send + 'static,
+    K: Ord + 'static,
+{
     if parts.len() == 1 {
         return parts
             .into_iter()
             .next()
             .unwrap_or_else(|| stream::empty().boxed());
     }
-    struct Merge {
-        parts: Vec<BoxStream<'static, Result<RawEvent, BusError>>>,
-        heads: Vec<Option<RawEvent>>,
+    struct Merge<T> {
+        parts: Vec<BoxStream<'static, Result<T, BusError>>>,
+        heads: Vec<Option<T>>,
         live: Vec<bool>,
     }
     let n = parts.len();
     let state = Merge {
         parts,
-        heads: vec![None; n],
+        heads: (0..n).map(|_| None).collect(),
         live: vec![true; n],
     };
-    stream::unfold(Some(state), |state| async move {
+    stream::unfold(Some(state), move |state| async move {
         let mut st = state?;
         for i in 0..st.parts.len() {
             if st.live[i] && st.heads[i].is_none() {
@@ -216,9 +222,10 @@ fn merge_by_seq(
             .heads
             .iter()
             .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|h| (h.seq, i)))
-            .min()?;
-        let ev = st.heads[pick.1].take()?;
+            .filter_map(|(i, h)| h.as_ref().map(|h| (key(h), i)))
+            .min()?
+            .1;
+        let ev = st.heads[pick].take()?;
         Some((Ok(ev), Some(st)))
     })
     .boxed()
@@ -257,7 +264,7 @@ pub async fn replay_ticks(
     let (from, to) = (spec.from, spec.to);
     let ns = bus.ns.clone();
     let mut skipped = 0u64;
-    let out = merge_by_seq(parts).filter_map(move |item| {
+    let out = merge_by(parts, |e: &RawEvent| e.seq).filter_map(move |item| {
         let out = match item {
             Err(e) => Some(Err(e)),
             Ok(raw) => match crate::decode::<Tick>(&raw.payload) {
@@ -348,36 +355,10 @@ pub async fn replay_events(
         .await?
         .map(|r| r.map(Replayed::Tick));
     let news = replay_news(bus, spec).await?.map(|r| r.map(Replayed::News));
-    let parts = [ticks.boxed(), news.boxed()];
-    let state = (parts, [None, None], [true, true]);
-    Ok(stream::unfold(
-        Some(state),
-        |state: Option<(
-            [BoxStream<'static, Result<Replayed, BusError>>; 2],
-            [Option<Replayed>; 2],
-            [bool; 2],
-        )>| async move {
-            let (mut parts, mut heads, mut live) = state?;
-            for i in 0..2 {
-                if live[i] && heads[i].is_none() {
-                    match parts[i].next().await {
-                        Some(Ok(ev)) => heads[i] = Some(ev),
-                        Some(Err(e)) => return Some((Err(e), None)),
-                        None => live[i] = false,
-                    }
-                }
-            }
-            let pick = match (&heads[0], &heads[1]) {
-                (Some(t), Some(n)) => usize::from(n.stored_ms() < t.stored_ms()),
-                (Some(_), None) => 0,
-                (None, Some(_)) => 1,
-                (None, None) => return None,
-            };
-            let ev = heads[pick].take()?;
-            Some((Ok(ev), Some((parts, heads, live))))
-        },
-    )
-    .boxed())
+    Ok(merge_by(
+        vec![ticks.boxed(), news.boxed()],
+        Replayed::stored_ms,
+    ))
 }
 
 /// Every event of a stream from `start_seq` through `end_seq` (inclusive), decoded, in order;

@@ -172,7 +172,7 @@ async fn articles_reach_the_projection_the_api_and_subscribers() {
         ("?before=yesterday", 400, "bad_parameter"),
         ("?before=-5", 400, "bad_parameter"),
         ("?instrument=not-an-id", 400, "bad_instrument_id"),
-        ("?instrument=stock.krx.999999", 404, "unknown_instrument"),
+        ("?instrument=stock.jpx.7203", 404, "unknown_instrument"),
     ] {
         let (s, b) = news(&app, query).await;
         assert_eq!(

@@ -162,7 +162,9 @@ test("shows a banner and stale marks while the edge is unreachable, and recovers
   await expect(row(page, BTC).getByTestId("fresh-mark")).toHaveText("지연");
   await page.screenshot({ path: path.join(shots, "edge-down-1440.png") });
   blocked = false;
-  await page.getByTestId("retry").click();
+  // The banner re-renders while the edge is down (its age ticks), so a click that waits for a
+  // stable element can keep finding it detached; dispatch the click on the current one.
+  await page.getByTestId("retry").dispatchEvent("click");
   await expect(page.getByTestId("edge-banner")).toHaveCount(0);
   await expect(row(page, BTC)).toHaveAttribute("data-fresh", "sim");
   await seePriceChange(page, BTC);
